@@ -1,0 +1,147 @@
+"""COLLECT: read every series of a registry through the backend and build families.
+
+A custom collector that raises is logged and counted in
+``apytheus_collector_errors_total``; the rest of the scrape is served.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from ._family import Family, family_of
+from ._samples import MetricFamily, build_family, counter_family
+from .backends._current import current
+from .backends._protocol import MetricSpec, Series
+from .registry import Registry
+
+log = logging.getLogger("apytheus")
+
+_errors_lock = threading.Lock()
+_errors: dict[str, int] = {}
+
+
+def _failed(collector: Any, exc: BaseException) -> None:
+    name = str(getattr(collector, "name", None) or type(collector).__name__)
+    log.error("apytheus: collector %s failed; serving the other metrics", name, exc_info=exc)
+    with _errors_lock:
+        _errors[name] = _errors.get(name, 0) + 1
+
+
+def _errors_family() -> list[MetricFamily]:
+    with _errors_lock:
+        if not _errors:
+            return []
+        counts = dict(_errors)
+    return [
+        counter_family(
+            "apytheus_collector_errors",
+            "Collections that failed, by collector (their metrics were left out).",
+            "collector",
+            counts,
+        )
+    ]
+
+
+def _split(registry: Registry) -> tuple[list[Any], list[MetricSpec]]:
+    items = registry.collect()
+    specs = [i.spec for i in items if isinstance(i, Family) and i.attached]
+    return items, specs
+
+
+def _assemble(
+    registry: Registry,
+    items: list[Any],
+    data: Mapping[MetricSpec, Sequence[Series]],
+    custom: dict[int, list[Any]],
+    openmetrics: bool,
+) -> list[MetricFamily]:
+    prefix = registry.prefix
+    out: list[MetricFamily] = []
+    for item in items:
+        if isinstance(item, Family):
+            name = f"{prefix}_{item.name}" if prefix else item.name
+            found = data.get(item.spec, ()) if item.attached else item.local_series()
+            out.append(build_family(item, name, found, openmetrics))
+            continue
+        for produced in custom.get(id(item), ()):
+            if isinstance(produced, MetricFamily):
+                out.append(produced)
+                continue
+            fam = family_of(produced)
+            if fam is None:
+                _failed(item, TypeError(f"collect() yielded {produced!r}, not a metric"))
+                continue
+            out.append(build_family(fam, fam.name, fam.local_series(), openmetrics))
+    out.extend(_errors_family())
+    return out
+
+
+def _run_custom_sync(item: Any) -> list[Any] | None:
+    try:
+        result = item.collect()
+        if inspect.isawaitable(result):
+            result = _await_in_thread(result)
+        return list(result)
+    except Exception as exc:
+        _failed(item, exc)
+        return None
+
+
+def _await_in_thread(awaitable: Any) -> Any:
+    """Run an async collector from sync code (a thread of its own: no loop clash)."""
+    box: dict[str, Any] = {}
+
+    async def runner() -> None:
+        box["result"] = await awaitable
+
+    def target() -> None:
+        try:
+            anyio.run(runner)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="apytheus-collect")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def collect_sync(registry: Registry, openmetrics: bool) -> list[MetricFamily]:
+    """Collect every family of ``registry`` (blocking)."""
+    items, specs = _split(registry)
+    data = current().collect(specs) if specs else {}
+    custom: dict[int, list[Any]] = {}
+    for item in items:
+        if not isinstance(item, Family):
+            produced = _run_custom_sync(item)
+            if produced is not None:
+                custom[id(item)] = produced
+    return _assemble(registry, items, data, custom, openmetrics)
+
+
+async def collect_async(registry: Registry, openmetrics: bool) -> list[MetricFamily]:
+    """Collect every family of ``registry`` without blocking the event loop."""
+    items, specs = _split(registry)
+    data = await current().acollect(specs) if specs else {}
+    custom: dict[int, list[Any]] = {}
+    for item in items:
+        if isinstance(item, Family):
+            continue
+        try:
+            result = item.collect()
+            if inspect.isawaitable(result):
+                result = await result
+            custom[id(item)] = list(result)
+        except Exception as exc:
+            _failed(item, exc)
+        await anyio.lowlevel.checkpoint()
+    return _assemble(registry, items, data, custom, openmetrics)

@@ -1,0 +1,171 @@
+"""One metric's state behind its handles: label names, children, series, backend."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._labels import (
+    LabelPairs,
+    LabelSet,
+    check_label_dict,
+    check_label_names,
+    check_metric_name,
+)
+from .backends._current import follow
+from .backends._protocol import Backend, MetricSpec, Series
+from .backends._series import HistogramSeries, InfoSeries, ScalarSeries
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+# The sample names each kind adds to its family name; used to detect clashes.
+SUFFIXES: dict[str, tuple[str, ...]] = {
+    "counter": ("_total", "_created"),
+    "gauge": (),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("_count", "_sum", "_created"),
+    "info": ("_info",),
+    "stateset": (),
+}
+
+
+class Family:
+    """Everything one metric shares between its handles (pytheus' collector).
+
+    Handles (the public ``Counter``, ``Gauge``, … objects) are views on a
+    family with some labels filled in. The family creates series, tells the
+    backend about them once registered, and caches handles by label values.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        kind: str,
+        label_names: Iterable[object] | None,
+        default_labels: Mapping[str, object] | None,
+        registry: Registry | None,
+        *,
+        reserved: tuple[str, ...] = (),
+        bounds: tuple[float, ...] = (),
+        mode: str = "sum",
+        states: tuple[str, ...] = (),
+    ) -> None:
+        check_metric_name(name)
+        if not isinstance(documentation, str):
+            raise TypeError(f"description of {name!r} must be a string")
+        names = check_label_names(label_names or (), reserved)
+        self.name = name
+        self.documentation = documentation
+        self.kind = kind
+        self.label_names = names
+        self.bounds = bounds
+        self.states = states
+        self.defaults: dict[str, str] = {}
+        if default_labels:
+            self.defaults = check_label_dict(default_labels, names, name)
+        prefix = registry.prefix if registry is not None else None
+        self.spec = MetricSpec(
+            name=f"{prefix}_{name}" if prefix else name,
+            kind=kind,
+            label_names=names,
+            bounds=bounds,
+            mode=mode,
+        )
+        self.handles: dict[LabelPairs, Any] = {}
+        self.caches: list[dict[Any, Any]] = []
+        self._series: dict[LabelPairs, Series] = {}
+        self._backend: Backend | None = None
+        self.lock = threading.RLock()
+
+    # -- series -----------------------------------------------------------
+    def canonical(self, labels: Mapping[str, str]) -> LabelPairs:
+        """The label pairs of ``labels`` (over the defaults), in declared order."""
+        merged = {**self.defaults, **labels} if self.defaults else labels
+        return tuple((n, merged[n]) for n in self.label_names if n in merged)
+
+    def series(self, pairs: LabelPairs) -> Series:
+        """Return the series for complete label ``pairs``, creating it once."""
+        found = self._series.get(pairs)
+        if found is not None:
+            return found
+        with self.lock:
+            found = self._series.get(pairs)
+            if found is None:
+                found = self._new_series(LabelSet(pairs))
+                self._series[pairs] = found
+                if self._backend is not None:
+                    self._backend.attach(self.spec, found)
+            return found
+
+    def _new_series(self, labels: LabelSet) -> Series:
+        if self.kind in ("histogram", "summary"):
+            return HistogramSeries(labels, self.bounds)
+        if self.kind == "info":
+            return InfoSeries(labels)
+        return ScalarSeries(labels)
+
+    def local_series(self) -> list[Series]:
+        """The series created in this process (for metrics no registry holds)."""
+        with self.lock:
+            return list(self._series.values())
+
+    def series_pairs(self) -> list[LabelPairs]:
+        """The label pairs of every series created in this process."""
+        with self.lock:
+            return list(self._series)
+
+    def remove(self, dropped: list[LabelPairs]) -> None:
+        """Drop these series (missing ones are ignored) and every cached handle to them."""
+        with self.lock:
+            for pairs in dropped:
+                series = self._series.pop(pairs, None)
+                if series is not None and self._backend is not None:
+                    self._backend.detach(self.spec, series.labels)
+            gone = set(dropped)
+            self.handles = {k: h for k, h in self.handles.items() if k not in gone}
+            for cache in self.caches:
+                cache.clear()
+
+    # -- backend ----------------------------------------------------------
+    def attach(self) -> None:
+        """Start sharing this family's series with the process' backend."""
+        backend = follow(self)
+        with self.lock:
+            if self._backend is None:
+                self._backend = backend
+                for s in self._series.values():
+                    backend.attach(self.spec, s)
+
+    def reattach(self, backend: Backend) -> int:
+        """Move every series to ``backend`` (called on a backend switch)."""
+        with self.lock:
+            if self._backend is None:
+                return 0
+            self._backend = backend
+            for s in self._series.values():
+                backend.attach(self.spec, s)
+            return len(self._series)
+
+    @property
+    def attached(self) -> bool:
+        """Whether a registry holds this family (its series live in the backend)."""
+        return self._backend is not None
+
+    def sample_names(self, prefix: str | None) -> list[str]:
+        """Every sample name this family can expose, with the registry prefix."""
+        base = f"{prefix}_{self.name}" if prefix else self.name
+        return [base] + [base + s for s in SUFFIXES[self.kind]]
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.name}>"
+
+
+def family_of(obj: object) -> Family | None:
+    """The family behind a metric handle (or the family itself), else None."""
+    if isinstance(obj, Family):
+        return obj
+    fam = getattr(obj, "_family", None)
+    return fam if isinstance(fam, Family) else None

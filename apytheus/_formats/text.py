@@ -1,0 +1,49 @@
+"""The Prometheus text format 0.0.4, as prometheus_client writes it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .._samples import MetricFamily
+from ._lines import braces, value
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_TYPES = {
+    "counter": "counter",
+    "gauge": "gauge",
+    "histogram": "histogram",
+    "summary": "summary",
+    "info": "gauge",
+    "stateset": "gauge",
+}
+
+
+def escape_help(text: str) -> str:
+    """Escape HELP text: backslash and newline."""
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def encode(families: Iterable[MetricFamily]) -> str:
+    """Render families as text 0.0.4 (a counter's HELP/TYPE name ends in ``_total``)."""
+    out: list[str] = []
+    add = out.append
+    for fam in families:
+        name = fam.name
+        if fam.type == "counter":
+            name += "_total"
+        elif fam.type == "info":
+            name += "_info"
+        add(f"# HELP {name} {escape_help(fam.documentation)}\n")
+        add(f"# TYPE {name} {_TYPES.get(fam.type, 'untyped')}\n")
+        for s in fam.samples:
+            if s.extra is None:
+                text = s.labels.text
+                add(
+                    f"{s.name}{{{text}}} {value(s.value)}\n"
+                    if text
+                    else f"{s.name} {value(s.value)}\n"
+                )
+            else:
+                add(f"{s.name}{braces(s)} {value(s.value)}\n")
+    return "".join(out)

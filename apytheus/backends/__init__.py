@@ -1,0 +1,129 @@
+"""Backends: where recorded values are kept, flushed and collected from.
+
+`load_backend` selects the backend for the whole process (every metric,
+including those created before the call). With no arguments it reads
+``APYTHEUS_BACKEND_CLASS`` (a dotted path) and ``APYTHEUS_BACKEND_CONFIG`` (a
+JSON file path or inline JSON); pytheus' ``PYTHEUS_*`` names work too. It
+runs at ``import apytheus`` and does no I/O: connections open on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import InvalidBackendClassException, InvalidBackendConfigException
+from ._current import current as _current_backend
+from ._current import switch as _switch
+from ._inprocess import InProcessBackend as InProcessBackend
+from ._inprocess import SingleProcessBackend as SingleProcessBackend
+from ._protocol import Backend as Backend
+from ._protocol import MetricSpec as MetricSpec
+from ._protocol import Series as Series
+from ._series import Exemplar as Exemplar
+from ._series import HistogramSeries as HistogramSeries
+from ._series import InfoSeries as InfoSeries
+from ._series import ScalarSeries as ScalarSeries
+
+__all__ = [
+    "Backend",
+    "Exemplar",
+    "HistogramSeries",
+    "InProcessBackend",
+    "InfoSeries",
+    "MetricSpec",
+    "ScalarSeries",
+    "Series",
+    "SingleProcessBackend",
+    "get_backend",
+    "load_backend",
+]
+
+BackendConfig = Mapping[str, Any]
+
+
+def get_backend() -> Backend:
+    """Return the backend this process records into."""
+    return _current_backend()
+
+
+def load_backend(
+    backend_class: type[Any] | str | None = None,
+    backend_config: BackendConfig | str | None = None,
+) -> Backend:
+    """Select the backend for this process.
+
+    Args:
+        backend_class: a backend class or its dotted path; defaults to
+            ``$APYTHEUS_BACKEND_CLASS`` (or ``$PYTHEUS_BACKEND_CLASS``), else
+            `InProcessBackend`.
+        backend_config: a mapping, a JSON file path or inline JSON; defaults to
+            ``$APYTHEUS_BACKEND_CONFIG`` (or ``$PYTHEUS_BACKEND_CONFIG``).
+
+    Returns:
+        The new backend, already in use by every metric.
+
+    Raises:
+        InvalidBackendClassException: the class cannot be imported or is not a backend.
+        InvalidBackendConfigException: the configuration is not a JSON object.
+
+    Example:
+        >>> from apytheus.backends import InProcessBackend, load_backend
+        >>> load_backend(InProcessBackend)
+        InProcessBackend()
+    """
+    cls = backend_class or _env("BACKEND_CLASS") or InProcessBackend
+    if isinstance(cls, str):
+        cls = _import_class(cls)
+    config = _read_config(backend_config if backend_config is not None else _env("BACKEND_CONFIG"))
+    try:
+        backend = cls(config)
+    except (TypeError, ValueError) as exc:
+        raise InvalidBackendConfigException(f"{cls.__name__} rejected its config: {exc}") from exc
+    if not isinstance(backend, Backend):
+        raise InvalidBackendClassException(
+            f"{cls.__name__} does not implement the apytheus.backends.Backend protocol"
+        )
+    _switch(backend)
+    return backend
+
+
+def _env(suffix: str) -> str | None:
+    return os.environ.get(f"APYTHEUS_{suffix}") or os.environ.get(f"PYTHEUS_{suffix}") or None
+
+
+def _import_class(path: str) -> type[Any]:
+    module_name, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise InvalidBackendClassException(f"cannot import backend class {path!r}: {exc}") from exc
+    if not isinstance(cls, type):
+        raise InvalidBackendClassException(f"{path!r} is not a class")
+    return cls
+
+
+def _read_config(raw: BackendConfig | str | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    text = raw.strip()
+    if not text.startswith("{"):
+        try:
+            text = Path(text).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidBackendConfigException(
+                f"backend config {raw!r} is neither inline JSON nor a readable file: {exc}"
+            ) from exc
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidBackendConfigException(f"backend config is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise InvalidBackendConfigException("backend config must be a JSON object")
+    return config

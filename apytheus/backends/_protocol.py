@@ -1,0 +1,75 @@
+"""The Backend Protocol and the description of a metric that backends receive."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from .._labels import LabelSet
+from ._series import HistogramSeries, InfoSeries, ScalarSeries
+
+Series = ScalarSeries | HistogramSeries | InfoSeries
+
+
+@dataclass(frozen=True, eq=False)
+class MetricSpec:
+    """What a backend knows of a metric: its name, kind and storage options.
+
+    Compared by identity: two registries may each hold a metric of the same
+    name, and they must not share values.
+
+    Attributes:
+        name: the metric name, with the registry prefix it had when created.
+        kind: ``counter``, ``gauge``, ``histogram``, ``summary``, ``info`` or ``stateset``.
+        label_names: the declared label names, in order.
+        bounds: histogram upper bounds without ``+Inf`` (empty for other kinds).
+        mode: the gauge's ``multiprocess_mode`` (``sum`` for other kinds).
+    """
+
+    name: str
+    kind: str
+    label_names: tuple[str, ...] = ()
+    bounds: tuple[float, ...] = ()
+    mode: str = "sum"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where recorded values go between a metric and the exposition.
+
+    Recording never calls the backend: metrics write into the per-thread
+    cells of their series (no I/O, no await), and the backend *pulls* from
+    those series. A backend is told once about each new series (``attach``),
+    may push deltas somewhere in ``flush``, and returns every series of the
+    asked metrics in ``collect``/``acollect`` (including series that other
+    processes wrote, for a shared store). Implement this shape; no base class
+    is needed.
+    """
+
+    def attach(self, metric: MetricSpec, series: Series) -> None:
+        """Start tracking a new series (sync, cheap, no I/O)."""
+        ...
+
+    def detach(self, metric: MetricSpec, labels: LabelSet | None) -> None:
+        """Forget one series of ``metric``, or all of them when ``labels`` is None."""
+        ...
+
+    def collect(self, metrics: Sequence[MetricSpec]) -> Mapping[MetricSpec, Sequence[Series]]:
+        """Return every series of ``metrics`` (blocking; for sync callers)."""
+        ...
+
+    async def acollect(
+        self, metrics: Sequence[MetricSpec]
+    ) -> Mapping[MetricSpec, Sequence[Series]]:
+        """Return every series of ``metrics`` without blocking the event loop."""
+        ...
+
+    async def flush(self) -> None:
+        """Send what was recorded since the last flush to the store, if any."""
+        ...
+
+    def lifespan(self) -> AbstractAsyncContextManager[None]:
+        """Run background work (a flusher) for the duration of the context."""
+        ...

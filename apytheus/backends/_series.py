@@ -1,0 +1,114 @@
+"""RECORD TARGET: per-series values kept as per-thread cumulative cells.
+
+Every series holds a dict ``cells`` that maps a thread's ident to that
+thread's running total. A thread only ever writes its own slot, so an
+increment is a read-modify-write nobody else can interleave with: no lock,
+no lost update, with or without the GIL (on free-threaded builds a dict
+keeps each item consistent, and the slot still has a single writer). Readers
+sum the slots. A lock per operation would cost more than the whole
+increment does this way (see docs/benchmarks.md).
+
+Cells only grow, so a flusher that remembers what it last sent can compute
+exact deltas (see the Redis backend), and a process forked mid-run simply
+takes the totals as its new baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from .._labels import LabelSet
+
+
+class Exemplar(NamedTuple):
+    """An exemplar attached to a counter increment or a histogram bucket."""
+
+    labels: LabelSet
+    value: float
+    timestamp: float
+
+
+class ScalarSeries:
+    """A counter, gauge or enum series: one float value.
+
+    Gauges add ``set``: the value becomes ``base`` plus whatever the threads
+    added since the snapshot taken by that ``set``. Copying the cells and
+    storing the pair are each atomic, so a concurrent ``inc`` is either fully
+    before or fully after the ``set``.
+    """
+
+    __slots__ = ("base", "cells", "created", "exemplar", "function", "labels", "updated")
+
+    def __init__(self, labels: LabelSet) -> None:
+        self.labels = labels
+        self.cells: dict[int, float] = {}
+        self.base: tuple[float, dict[int, float]] | None = None
+        self.created = time.time()
+        self.updated = 0.0
+        self.exemplar: Exemplar | None = None
+        self.function: Callable[[], float] | None = None
+
+    def set(self, value: float) -> None:
+        """Set the value (gauges): later increments are added to it."""
+        self.base = (value, dict(self.cells))
+        self.updated = time.time()
+
+    def value(self) -> float:
+        """The current value: the sum of every thread's cell (plus a gauge's base)."""
+        if self.function is not None:
+            return float(self.function())
+        cells = self.cells.copy()
+        base = self.base
+        if base is None:
+            return float(sum(cells.values()))
+        value, snapshot = base
+        get = snapshot.get
+        return value + sum(v - get(t, 0) for t, v in cells.items())
+
+
+class HistogramSeries:
+    """A histogram or summary series: bucket counts and a sum per thread.
+
+    A thread's cell is a list ``[n_0, …, n_k, sum]`` of *non-cumulative*
+    counts, one per upper bound and one for ``+Inf``. The count is the sum of
+    the buckets, so count and buckets can never disagree. A summary is a
+    histogram with no bounds but ``+Inf``.
+    """
+
+    __slots__ = ("bounds", "cells", "created", "exemplars", "labels", "width")
+
+    def __init__(self, labels: LabelSet, bounds: tuple[float, ...]) -> None:
+        self.labels = labels
+        self.bounds = bounds
+        self.width = len(bounds) + 1
+        self.cells: dict[int, list[float]] = {}
+        self.created = time.time()
+        self.exemplars: list[Exemplar | None] = [None] * self.width
+
+    def new_cell(self) -> list[float]:
+        """A zeroed cell for one thread."""
+        return [0] * self.width + [0.0]
+
+    def snapshot(self) -> tuple[list[float], float]:
+        """Return (non-cumulative bucket counts, sum) summed over threads."""
+        counts: list[float] = [0] * self.width
+        total = 0.0
+        for cell in list(self.cells.values()):
+            cell = cell.copy()
+            for i in range(self.width):
+                counts[i] += cell[i]
+            total += cell[-1]
+        return counts, total
+
+
+class InfoSeries:
+    """An info series: a set of key-value pairs, replaced as a whole."""
+
+    __slots__ = ("created", "info", "labels")
+
+    def __init__(self, labels: LabelSet) -> None:
+        self.labels = labels
+        self.info: tuple[tuple[str, str], ...] = ()
+        self.created = time.time()

@@ -1,0 +1,41 @@
+"""Exceptions raised by apytheus (the names pytheus uses, so its code keeps working).
+
+Every exception that reports bad input also derives from `ValueError` (or
+`TypeError`), so code written for prometheus_client, which raises those, keeps
+catching them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BucketException",
+    "InvalidBackendClassException",
+    "InvalidBackendConfigException",
+    "LabelValidationException",
+    "PytheusException",
+    "UnobservableMetricException",
+]
+
+
+class PytheusException(Exception):
+    """Base class of every apytheus exception."""
+
+
+class UnobservableMetricException(PytheusException, ValueError):
+    """A metric was observed before all its required labels had values."""
+
+
+class InvalidBackendClassException(PytheusException, ValueError):
+    """The configured backend class cannot be imported or is not a backend."""
+
+
+class InvalidBackendConfigException(PytheusException, ValueError):
+    """The backend configuration cannot be read or is not valid."""
+
+
+class LabelValidationException(PytheusException, ValueError):
+    """Label names or values do not match what the metric declares."""
+
+
+class BucketException(PytheusException, ValueError):
+    """Histogram buckets are not a sorted sequence of numbers."""

@@ -1,0 +1,231 @@
+"""EXPOSE: render a registry for Prometheus and serve it.
+
+`generate_metrics` (sync) and `agenerate_metrics` (async, yields to the event
+loop while it works) return the text; `make_asgi_app`, `make_wsgi_app` and
+`start_http_server` serve it, choosing the format from the ``Accept`` header
+and compressing when ``Accept-Encoding`` allows gzip.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import anyio.lowlevel
+
+from ._collect import collect_async, collect_sync
+from ._formats import (
+    OPENMETRICS_CONTENT_TYPE,
+    PROMETHEUS_CONTENT_TYPE,
+    encode_openmetrics,
+    encode_text,
+)
+from ._lifespan import lifespan
+from .registry import REGISTRY, Registry
+
+__all__ = [
+    "MetricsApp",
+    "OPENMETRICS_CONTENT_TYPE",
+    "PROMETHEUS_CONTENT_TYPE",
+    "agenerate_metrics",
+    "choose_format",
+    "generate_metrics",
+    "make_asgi_app",
+    "make_wsgi_app",
+    "start_http_server",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_CHUNK = 200  # families rendered between two yields to the event loop
+
+
+def generate_metrics(registry: Registry = REGISTRY, openmetrics: bool = False) -> str:
+    """Render every metric of ``registry`` (blocking; for WSGI apps and scripts).
+
+    Args:
+        registry: what to render.
+        openmetrics: OpenMetrics 1.0.0 instead of the Prometheus text format 0.0.4.
+
+    Example:
+        >>> from apytheus import CollectorRegistry, Gauge, generate_metrics
+        >>> registry = CollectorRegistry()
+        >>> Gauge("queue_size", "Jobs waiting", registry=registry).set(3)
+        >>> print(generate_metrics(registry), end="")
+        # HELP queue_size Jobs waiting
+        # TYPE queue_size gauge
+        queue_size 3.0
+    """
+    families = collect_sync(registry, openmetrics)
+    return encode_openmetrics(families) if openmetrics else encode_text(families)
+
+
+async def agenerate_metrics(registry: Registry = REGISTRY, openmetrics: bool = False) -> str:
+    """Render every metric of ``registry`` without blocking the event loop.
+
+    Collects through the backend's async path (a Redis backend first flushes
+    this worker's buffer), then renders in chunks, yielding to the loop in
+    between so other requests keep being served during a large scrape.
+    """
+    families = await collect_async(registry, openmetrics)
+    parts: list[str] = []
+    for start in range(0, len(families), _CHUNK):
+        chunk = families[start : start + _CHUNK]
+        parts.append(encode_openmetrics(chunk, eof=False) if openmetrics else encode_text(chunk))
+        await anyio.lowlevel.checkpoint()
+    if openmetrics:
+        parts.append("# EOF\n")
+    return "".join(parts)
+
+
+def choose_format(accept: str | None) -> tuple[bool, str]:
+    """Return (openmetrics?, content type) for an ``Accept`` header."""
+    if accept and "application/openmetrics-text" in accept:
+        return True, OPENMETRICS_CONTENT_TYPE
+    return False, PROMETHEUS_CONTENT_TYPE
+
+
+def _gzip_ok(accept_encoding: str | None) -> bool:
+    return bool(accept_encoding) and "gzip" in str(accept_encoding).lower()
+
+
+def make_asgi_app(registry: Registry = REGISTRY) -> MetricsApp:
+    """An ASGI app serving ``registry`` (GET and HEAD; other methods get 405).
+
+    Mounted as the top-level app it also handles lifespan, running the
+    backend's flusher for the app's lifetime.
+
+    Example:
+        >>> from starlette.applications import Starlette
+        >>> from starlette.routing import Route
+        >>> from apytheus import make_asgi_app
+        >>> app = Starlette(routes=[Route("/metrics", make_asgi_app())])
+    """
+    return MetricsApp(registry)
+
+
+class MetricsApp:
+    """The ASGI app returned by `make_asgi_app` (an object, so routers mount it as ASGI)."""
+
+    def __init__(self, registry: Registry = REGISTRY) -> None:
+        self.registry = registry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection (http or lifespan)."""
+        if scope["type"] == "lifespan":
+            await _serve_lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method = scope.get("method", "GET")
+        if method not in ("GET", "HEAD"):
+            allow = [(b"allow", b"GET, HEAD")]
+            await _respond(send, 405, b"method not allowed\n", "text/plain", allow)
+            return
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
+        openmetrics, content_type = choose_format(headers.get("accept"))
+        body = (await agenerate_metrics(self.registry, openmetrics)).encode()
+        extra: list[tuple[bytes, bytes]] = []
+        if _gzip_ok(headers.get("accept-encoding")):
+            body = gzip.compress(body, compresslevel=6)
+            extra.append((b"content-encoding", b"gzip"))
+        await _respond(send, 200, b"" if method == "HEAD" else body, content_type, extra, len(body))
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra: list[tuple[bytes, bytes]],
+    length: int | None = None,
+) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body) if length is None else length).encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _serve_lifespan(receive: Receive, send: Send) -> None:
+    """Run the ASGI lifespan protocol around `lifespan()`."""
+    message = await receive()
+    if message["type"] != "lifespan.startup":
+        return
+    try:
+        async with lifespan():
+            await send({"type": "lifespan.startup.complete"})
+            while (await receive())["type"] != "lifespan.shutdown":
+                pass
+    except Exception as exc:
+        await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+        return
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+def make_wsgi_app(registry: Registry = REGISTRY) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app serving ``registry`` (for Flask, Django and other sync servers)."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
+            return [b"method not allowed\n"]
+        openmetrics, content_type = choose_format(environ.get("HTTP_ACCEPT"))
+        body = generate_metrics(registry, openmetrics).encode()
+        headers = [("Content-Type", content_type)]
+        if _gzip_ok(environ.get("HTTP_ACCEPT_ENCODING")):
+            body = gzip.compress(body, compresslevel=6)
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(body))))
+        start_response("200 OK", headers)
+        return [b"" if method == "HEAD" else body]
+
+    return app
+
+
+def start_http_server(
+    port: int, addr: str = "0.0.0.0", registry: Registry = REGISTRY
+) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """Serve ``registry`` over HTTP from a daemon thread (for scripts and workers).
+
+    Returns:
+        The server and its thread; call ``server.shutdown()`` to stop it.
+    """
+    wsgi = make_wsgi_app(registry)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            environ = {
+                "REQUEST_METHOD": self.command,
+                "HTTP_ACCEPT": self.headers.get("Accept"),
+                "HTTP_ACCEPT_ENCODING": self.headers.get("Accept-Encoding"),
+            }
+            status_headers: list[Any] = []
+            body = b"".join(wsgi(environ, lambda s, h: status_headers.extend((s, h))))
+            self.send_response(int(status_headers[0].split()[0]))
+            for k, v in status_headers[1]:
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_HEAD = do_GET
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Stay quiet: scrapes every few seconds would flood stderr."""
+
+    server = ThreadingHTTPServer((addr, port), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="apytheus-http", daemon=True)
+    thread.start()
+    return server, thread

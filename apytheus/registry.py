@@ -1,0 +1,179 @@
+"""COLLECT: registries hold the metrics and collectors that an exposition shows.
+
+`REGISTRY` is a proxy to the default registry: ``REGISTRY.set_registry(r)``
+swaps what every default-registered metric and ``generate_metrics()`` use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from ._family import family_of
+from ._labels import check_metric_name
+
+__all__ = ["CollectorRegistry", "CollectorRegistryProxy", "REGISTRY", "Registry"]
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """What a registry offers (`CollectorRegistry` and the `REGISTRY` proxy)."""
+
+    @property
+    def prefix(self) -> str | None:
+        """Prepended, with ``_``, to the name of every metric it exposes."""
+        ...
+
+    def register(self, collector: Any) -> None:
+        """Add a metric or a custom collector."""
+        ...
+
+    def unregister(self, collector: Any) -> None:
+        """Remove a metric or a custom collector."""
+        ...
+
+    def collect(self) -> list[Any]:
+        """The registered metric families and custom collectors, in order."""
+        ...
+
+
+class CollectorRegistry:
+    """A set of metrics and custom collectors exposed together.
+
+    Args:
+        prefix: prepended with ``_`` to every metric name at exposition
+            (custom collectors keep their names, as in pytheus).
+
+    Example:
+        >>> from apytheus import CollectorRegistry, Counter, generate_metrics
+        >>> registry = CollectorRegistry(prefix="shop")
+        >>> Counter("orders", "Orders placed", registry=registry).inc()
+        >>> print(generate_metrics(registry))
+        # HELP shop_orders_total Orders placed
+        # TYPE shop_orders_total counter
+        shop_orders_total 1.0
+        <BLANKLINE>
+    """
+
+    def __init__(self, prefix: str | None = None) -> None:
+        if prefix is not None:
+            check_metric_name(prefix)
+        self._prefix = prefix
+        self._lock = threading.Lock()
+        self._collectors: dict[int, Any] = {}
+        self._names: dict[str, Any] = {}
+
+    @property
+    def prefix(self) -> str | None:
+        """The prefix given at creation."""
+        return self._prefix
+
+    def register(self, collector: Any) -> None:
+        """Add a metric (or a custom collector with a ``collect()`` method).
+
+        Raises:
+            ValueError: a registered metric already exposes one of its names,
+                or the collector is registered already.
+        """
+        family = family_of(collector)
+        item = family if family is not None else collector
+        if family is None and not callable(getattr(collector, "collect", None)):
+            raise TypeError(f"{collector!r} is neither a metric nor has a collect() method")
+        with self._lock:
+            if id(item) in self._collectors:
+                raise ValueError(f"{collector!r} is already registered")
+            names = family.sample_names(self._prefix) if family is not None else []
+            taken = [n for n in names if n in self._names]
+            if taken:
+                raise ValueError(
+                    f"duplicate metric: {taken[0]!r} is already exposed by "
+                    f"{self._names[taken[0]]!r}; metric names must be unique in a registry"
+                )
+            self._collectors[id(item)] = item
+            for n in names:
+                self._names[n] = item
+        if family is not None:
+            family.attach()
+
+    def unregister(self, collector: Any) -> None:
+        """Remove a metric or custom collector (unknown ones raise `KeyError`)."""
+        family = family_of(collector)
+        item = family if family is not None else collector
+        with self._lock:
+            if self._collectors.pop(id(item), None) is None:
+                raise KeyError(f"{collector!r} is not registered")
+            for n in [n for n, c in self._names.items() if c is item]:
+                del self._names[n]
+
+    def collect(self) -> list[Any]:
+        """The registered families and custom collectors, in registration order."""
+        with self._lock:
+            return list(self._collectors.values())
+
+    def get_sample_value(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
+        """The value of one sample, or None (for tests; collects everything).
+
+        Example:
+            >>> from apytheus import CollectorRegistry, Counter
+            >>> registry = CollectorRegistry()
+            >>> Counter("done", "Done", registry=registry).inc(3)
+            >>> registry.get_sample_value("done_total")
+            3.0
+        """
+        from ._collect import collect_sync
+
+        wanted = dict(labels or {})
+        for family in collect_sync(self, openmetrics=True):
+            for sample in family.samples:
+                if sample.name == name and sample.label_dict() == wanted:
+                    return sample.value
+        return None
+
+    def __repr__(self) -> str:
+        return f"CollectorRegistry(prefix={self._prefix!r})"
+
+
+class CollectorRegistryProxy:
+    """Stands for the default registry and forwards to whichever is set."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self._registry: Registry = registry if registry is not None else CollectorRegistry()
+
+    def set_registry(self, registry: Registry) -> None:
+        """Make ``registry`` the default one."""
+        self._registry = registry
+
+    @property
+    def registry(self) -> Registry:
+        """The registry currently behind the proxy."""
+        return self._registry
+
+    @property
+    def prefix(self) -> str | None:
+        """The current registry's prefix."""
+        return self._registry.prefix
+
+    def register(self, collector: Any) -> None:
+        """Register on the current registry."""
+        self._registry.register(collector)
+
+    def unregister(self, collector: Any) -> None:
+        """Unregister from the current registry."""
+        self._registry.unregister(collector)
+
+    def collect(self) -> list[Any]:
+        """Collect from the current registry."""
+        return self._registry.collect()
+
+    def get_sample_value(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
+        """See `CollectorRegistry.get_sample_value`."""
+        getter = getattr(self._registry, "get_sample_value", None)
+        return getter(name, labels) if getter is not None else None
+
+    def __repr__(self) -> str:
+        return f"CollectorRegistryProxy({self._registry!r})"
+
+
+REGISTRY = CollectorRegistryProxy()
+"""The default registry (a proxy: see `CollectorRegistryProxy.set_registry`)."""

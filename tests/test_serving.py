@@ -1,0 +1,105 @@
+"""Serving a registry: the ASGI app, the WSGI app and the threaded HTTP server."""
+
+from __future__ import annotations
+
+import gzip
+import urllib.request
+from collections.abc import Iterator
+from wsgiref.util import setup_testing_defaults
+
+import httpx
+import pytest
+
+from apytheus import (
+    OPENMETRICS_CONTENT_TYPE,
+    PROMETHEUS_CONTENT_TYPE,
+    CollectorRegistry,
+    Counter,
+    make_asgi_app,
+    make_wsgi_app,
+    start_http_server,
+)
+
+
+@pytest.fixture
+def filled(registry: CollectorRegistry) -> CollectorRegistry:
+    Counter("served", "Requests served", ["path"], registry=registry).labels(path="/").inc(3)
+    return registry
+
+
+def client(registry: CollectorRegistry) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=make_asgi_app(registry))
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+async def test_asgi_app_serves_the_text_format_by_default(filled: CollectorRegistry) -> None:
+    async with client(filled) as c:
+        r = await c.get("/")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == PROMETHEUS_CONTENT_TYPE
+    assert 'served_total{path="/"} 3.0' in r.text
+    assert "# EOF" not in r.text
+
+
+async def test_asgi_app_serves_openmetrics_when_accept_asks(filled: CollectorRegistry) -> None:
+    async with client(filled) as c:
+        r = await c.get("/", headers={"accept": "application/openmetrics-text; version=1.0.0"})
+    assert r.headers["content-type"] == OPENMETRICS_CONTENT_TYPE
+    assert r.text.endswith("# EOF\n")
+    assert "served_created" in r.text
+
+
+async def test_asgi_app_gzips_when_the_client_accepts_it(filled: CollectorRegistry) -> None:
+    async with client(filled) as c:
+        r = await c.get("/", headers={"accept-encoding": "gzip"})
+        plain = await c.get("/", headers={"accept-encoding": "identity"})
+    assert r.headers["content-encoding"] == "gzip"
+    assert 'served_total{path="/"} 3.0' in r.text  # httpx decompressed it
+    assert "content-encoding" not in plain.headers
+
+
+async def test_asgi_app_answers_head_without_body_and_refuses_post(
+    filled: CollectorRegistry,
+) -> None:
+    async with client(filled) as c:
+        head = await c.head("/")
+        post = await c.post("/")
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) > 0
+    assert post.status_code == 405 and post.headers["allow"] == "GET, HEAD"
+
+
+def test_wsgi_app_serves_and_negotiates(filled: CollectorRegistry) -> None:
+    app = make_wsgi_app(filled)
+    seen: list[object] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        seen.append((status, dict(headers)))
+
+    environ: dict[str, object] = {}
+    setup_testing_defaults(environ)
+    environ["HTTP_ACCEPT"] = "application/openmetrics-text"
+    environ["HTTP_ACCEPT_ENCODING"] = "gzip, deflate"
+    body = gzip.decompress(b"".join(app(environ, start_response)))
+    status, headers = seen[0]  # type: ignore[misc]
+    assert status == "200 OK"
+    assert headers["Content-Type"] == OPENMETRICS_CONTENT_TYPE
+    assert b'served_total{path="/"} 3.0' in body and body.endswith(b"# EOF\n")
+
+
+@pytest.fixture
+def server(filled: CollectorRegistry) -> Iterator[int]:
+    srv, thread = start_http_server(0, addr="127.0.0.1", registry=filled)
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
+
+
+def test_start_http_server_serves_from_a_thread(server: int) -> None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server}/metrics", timeout=5) as r:
+        body = r.read().decode()
+        assert r.headers["Content-Type"] == PROMETHEUS_CONTENT_TYPE
+    assert 'served_total{path="/"} 3.0' in body
