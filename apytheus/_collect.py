@@ -83,9 +83,17 @@ def _assemble(
     return out
 
 
+def _call_collect(item: Any) -> Any:
+    """Call ``item.collect()``; also a ``collect`` written without ``self`` (pytheus' README)."""
+    method = getattr(type(item), "collect", None)
+    if inspect.isfunction(method) and not inspect.signature(method).parameters:
+        return method()
+    return item.collect()
+
+
 def _run_custom_sync(item: Any) -> list[Any] | None:
     try:
-        result = item.collect()
+        result = _call_collect(item)
         if inspect.isawaitable(result):
             result = _await_in_thread(result)
         return list(result)
@@ -137,7 +145,7 @@ async def collect_async(registry: Registry, openmetrics: bool) -> list[MetricFam
         if isinstance(item, Family):
             continue
         try:
-            result = item.collect()
+            result = _call_collect(item)
             if inspect.isawaitable(result):
                 result = await result
             custom[id(item)] = list(result)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 from ._family import Family
 from ._instrument import ExceptionCounter, InProgress, Timer
 from ._labels import LabelSet, check_label_dict, check_label_names, label_value
+from .backends import Backend, get_backend
 from .backends._series import Exemplar, InfoSeries, ScalarSeries
 from .exceptions import BucketException, LabelValidationException, UnobservableMetricException
 from .registry import REGISTRY, Registry
@@ -246,6 +247,11 @@ class _Metric:
         if self._series is None:
             self._cells[0]  # raises UnobservableMetricException with the missing labels
         return self._series
+
+    @property
+    def _metric_value_backend(self) -> Backend:
+        """The backend this metric records into (pytheus' attribute, kept for its samples)."""
+        return get_backend()
 
     def __repr__(self) -> str:
         labels = f", labels={self._labels}" if self._labels else ""
