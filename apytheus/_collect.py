@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,21 +25,28 @@ from .registry import Registry
 log = logging.getLogger("apytheus")
 
 _errors_lock = threading.Lock()
-_errors: dict[str, int] = {}
+# Failures per registry (the proxy resolved to the registry behind it), so a
+# collector failing in one registry is reported only by that registry.
+_errors: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
-def _failed(collector: Any, exc: BaseException) -> None:
+def _owner(registry: Registry) -> Any:
+    return getattr(registry, "registry", registry)
+
+
+def _failed(registry: Registry, collector: Any, exc: BaseException) -> None:
     name = str(getattr(collector, "name", None) or type(collector).__name__)
     log.error("apytheus: collector %s failed; serving the other metrics", name, exc_info=exc)
     with _errors_lock:
-        _errors[name] = _errors.get(name, 0) + 1
+        counts = _errors.setdefault(_owner(registry), {})
+        counts[name] = counts.get(name, 0) + 1
 
 
-def _errors_family() -> list[MetricFamily]:
+def _errors_family(registry: Registry) -> list[MetricFamily]:
     with _errors_lock:
-        if not _errors:
-            return []
-        counts = dict(_errors)
+        counts = dict(_errors.get(_owner(registry), {}))
+    if not counts:
+        return []
     return [
         counter_family(
             "apytheus_collector_errors",
@@ -76,10 +84,10 @@ def _assemble(
                 continue
             fam = family_of(produced)
             if fam is None:
-                _failed(item, TypeError(f"collect() yielded {produced!r}, not a metric"))
+                _failed(registry, item, TypeError(f"collect() yielded {produced!r}, not a metric"))
                 continue
             out.append(build_family(fam, fam.name, fam.local_series(), openmetrics))
-    out.extend(_errors_family())
+    out.extend(_errors_family(registry))
     return out
 
 
@@ -91,14 +99,14 @@ def _call_collect(item: Any) -> Any:
     return item.collect()
 
 
-def _run_custom_sync(item: Any) -> list[Any] | None:
+def _run_custom_sync(registry: Registry, item: Any) -> list[Any] | None:
     try:
         result = _call_collect(item)
         if inspect.isawaitable(result):
             result = _await_in_thread(result)
         return list(result)
     except Exception as exc:
-        _failed(item, exc)
+        _failed(registry, item, exc)
         return None
 
 
@@ -130,7 +138,7 @@ def collect_sync(registry: Registry, openmetrics: bool) -> list[MetricFamily]:
     custom: dict[int, list[Any]] = {}
     for item in items:
         if not isinstance(item, Family):
-            produced = _run_custom_sync(item)
+            produced = _run_custom_sync(registry, item)
             if produced is not None:
                 custom[id(item)] = produced
     return _assemble(registry, items, data, custom, openmetrics)
@@ -150,6 +158,6 @@ async def collect_async(registry: Registry, openmetrics: bool) -> list[MetricFam
                 result = await result
             custom[id(item)] = list(result)
         except Exception as exc:
-            _failed(item, exc)
+            _failed(registry, item, exc)
         await anyio.lowlevel.checkpoint()
     return _assemble(registry, items, data, custom, openmetrics)

@@ -20,7 +20,7 @@ from ._family import Family
 from ._instrument import ExceptionCounter, InProgress, Timer
 from ._labels import LabelSet, check_label_dict, check_label_names, label_value
 from .backends import Backend, get_backend
-from .backends._series import Exemplar, InfoSeries, ScalarSeries
+from .backends._series import NO_CELLS, Exemplar, InfoSeries, ScalarSeries
 from .exceptions import BucketException, LabelValidationException, UnobservableMetricException
 from .registry import REGISTRY, Registry
 
@@ -410,8 +410,9 @@ class Gauge(_Metric):
         series: ScalarSeries | None = self._series
         if series is None:
             self._check_observable()
-        else:
-            series.set(value)
+        else:  # ScalarSeries.set, inlined: this is a hot path
+            cells = series.cells
+            series.base = (value, cells.copy() if cells else NO_CELLS)
 
     def set_to_current_time(self) -> None:
         """Set the value to the current Unix time in seconds."""

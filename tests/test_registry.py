@@ -158,3 +158,26 @@ def test_registering_the_same_collector_twice_raises(registry: CollectorRegistry
         registry.register(t)
     with pytest.raises(TypeError):
         registry.register(object())
+
+
+def test_a_collector_failure_is_reported_only_by_its_own_registry(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = CollectorRegistry()
+    Counter("fine", "Fine", registry=other)
+    registry.register(Broken())
+    with caplog.at_level(logging.CRITICAL, logger="apytheus"):
+        generate_metrics(registry)
+    assert "apytheus_collector_errors" in generate_metrics(registry)
+    assert "apytheus_collector_errors" not in generate_metrics(other)
+
+
+def test_failures_in_the_default_registry_are_reported_through_the_proxy(
+    default_registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    REGISTRY.register(Broken())
+    with caplog.at_level(logging.CRITICAL, logger="apytheus"):
+        generate_metrics()
+    assert 'apytheus_collector_errors_total{collector="broken"} 2.0' in generate_metrics(
+        default_registry
+    )

@@ -30,6 +30,10 @@ class Exemplar(NamedTuple):
     timestamp: float
 
 
+NO_CELLS: dict[int, float] = {}
+"""The snapshot of a gauge set before any increment (shared: never written)."""
+
+
 class ScalarSeries:
     """A counter, gauge or enum series: one float value.
 
@@ -39,21 +43,21 @@ class ScalarSeries:
     before or fully after the ``set``.
     """
 
-    __slots__ = ("base", "cells", "created", "exemplar", "function", "labels", "updated")
+    __slots__ = ("base", "cells", "created", "exemplar", "function", "labels")
 
     def __init__(self, labels: LabelSet) -> None:
         self.labels = labels
         self.cells: dict[int, float] = {}
         self.base: tuple[float, dict[int, float]] | None = None
         self.created = time.time()
-        self.updated = 0.0
         self.exemplar: Exemplar | None = None
         self.function: Callable[[], float] | None = None
 
     def set(self, value: float) -> None:
         """Set the value (gauges): later increments are added to it."""
-        self.base = (value, dict(self.cells))
-        self.updated = time.time()
+        cells = self.cells
+        # A gauge that is only ever set has no cells: skip the copy.
+        self.base = (value, cells.copy() if cells else NO_CELLS)
 
     def value(self) -> float:
         """The current value: the sum of every thread's cell (plus a gauge's base)."""
