@@ -125,10 +125,10 @@ class InProgress(Instrument):
         self._add = add
 
     def _start(self) -> None:
-        self._add(1)
+        self._add(1.0)
 
     def _stop(self, token: None, exc: BaseException | None) -> None:
-        self._add(-1)
+        self._add(-1.0)
 
 
 class ExceptionCounter(Instrument):

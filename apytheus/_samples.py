@@ -58,7 +58,7 @@ def floatstr(value: float) -> str:
     dot = s.find(".")
     if value > 0 and dot > 6:  # Go switches to exponent notation sooner than Python
         mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1 :]}".rstrip("0.")
-        return f"{mantissa}e+0{dot - 1}"
+        return f"{mantissa}e+{dot - 1:02d}"
     return s
 
 
@@ -101,6 +101,7 @@ def build_family(
             assert isinstance(s, ScalarSeries)
             current = s.value()
             for i, state in enumerate(family.states):
+                # OpenMetrics: the state label is named after the exposed family
                 add(Sample(name, s.labels, 1.0 if i == current else 0.0, None, (name, state)))
     return MetricFamily(name, family.documentation, kind, samples)
 

@@ -63,16 +63,20 @@ class _Unobservable(dict[int, Any]):
 
 
 def _number(value: object, what: str) -> float:
-    """Slow path of value checks: accept real numbers except bool, else raise."""
+    """Slow path of value checks: real numbers but bool become floats, else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{what} must be a number, not {type(value).__name__} ({value!r})")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{what} {value!r} is too large for a float") from None
 
 
 def _exemplar(labels: object, value: float) -> Exemplar:
     if not isinstance(labels, Mapping):
         raise TypeError("exemplar must be a dict of label names to string values")
-    pairs = tuple(sorted(check_label_dict(labels, tuple(map(str, labels)), "exemplar").items()))
+    names = check_label_names(labels)
+    pairs = tuple(sorted(check_label_dict(labels, names, "exemplar").items()))
     if sum(len(k) + len(v) for k, v in pairs) > 128:
         raise ValueError("exemplar labels may hold at most 128 characters (OpenMetrics)")
     return Exemplar(LabelSet(pairs), value, time.time())
@@ -285,7 +289,7 @@ class Counter(_Metric):
             name = name[:-6]
         super().__init__(name, description, required_labels, default_labels, registry)
 
-    def inc(self, amount: float = 1, exemplar: Mapping[str, str] | None = None) -> None:
+    def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
         """Add ``amount`` (>= 0, default 1). Never blocks.
 
         Args:
@@ -297,7 +301,13 @@ class Counter(_Metric):
             TypeError: ``amount`` is not a number.
             UnobservableMetricException: some labels have no value.
         """
-        if amount.__class__ is not int and amount.__class__ is not float or not amount >= 0:
+        # Floats and ints that fit a float's range take the fast path; anything
+        # else is converted (and checked) first. The bounds are folded constants.
+        if (
+            amount.__class__ is not float
+            and (amount.__class__ is not int or not -(2**63) < amount < 2**63)
+            or not amount >= 0
+        ):
             amount = _number(amount, "counter increment")
             if not amount >= 0:
                 raise ValueError(f"counter increment must be >= 0, got {amount}")
@@ -377,9 +387,13 @@ class Gauge(_Metric):
             registry,
         )
 
-    def inc(self, amount: float = 1) -> None:
+    def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` (may be negative). Never blocks."""
-        if amount.__class__ is not int and amount.__class__ is not float or amount != amount:
+        if (
+            amount.__class__ is not float
+            and (amount.__class__ is not int or not -(2**63) < amount < 2**63)
+            or amount != amount
+        ):
             amount = _number(amount, "gauge increment")
             if math.isnan(amount):
                 raise ValueError("gauge increment must not be NaN")
@@ -390,9 +404,13 @@ class Gauge(_Metric):
         except KeyError:
             cells[tid] = amount
 
-    def dec(self, amount: float = 1) -> None:
+    def dec(self, amount: float = 1.0) -> None:
         """Subtract ``amount``. Never blocks."""
-        if amount.__class__ is not int and amount.__class__ is not float or amount != amount:
+        if (
+            amount.__class__ is not float
+            and (amount.__class__ is not int or not -(2**63) < amount < 2**63)
+            or amount != amount
+        ):
             amount = _number(amount, "gauge decrement")
             if math.isnan(amount):
                 raise ValueError("gauge decrement must not be NaN")
@@ -405,7 +423,9 @@ class Gauge(_Metric):
 
     def set(self, value: float) -> None:
         """Set the value. Never blocks."""
-        if value.__class__ is not float:
+        if value.__class__ is not float and (
+            value.__class__ is not int or not -(2**63) < value < 2**63
+        ):
             value = _number(value, "gauge value")
         series: ScalarSeries | None = self._series
         if series is None:
@@ -462,7 +482,11 @@ class _Observed(_Metric):
             ValueError: ``value`` is NaN.
             TypeError: ``value`` is not a number.
         """
-        if value.__class__ is not float and value.__class__ is not int or value != value:
+        if (
+            value.__class__ is not float
+            and (value.__class__ is not int or not -(2**63) < value < 2**63)
+            or value != value
+        ):
             value = _number(value, "observed value")
             if math.isnan(value):
                 raise ValueError("observed value must not be NaN")
@@ -633,6 +657,12 @@ class Enum(_Metric):
             raise ValueError("Enum needs states: a non-empty list of strings")
         if len(set(states)) != len(states):
             raise ValueError(f"Enum states must be distinct, got {list(states)}")
+        prefix = registry.prefix if registry is not None else None
+        exposed = f"{prefix}_{name}" if prefix else name
+        if isinstance(exposed, str) and ":" in exposed:
+            raise ValueError(
+                f"Enum name {exposed!r} must not contain ':': it also names the state label"
+            )
         self._init_family(
             Family(
                 name,
@@ -641,7 +671,7 @@ class Enum(_Metric):
                 required_labels,
                 default_labels,
                 registry,
-                reserved=(name,),
+                reserved=(name, exposed),
                 states=tuple(states),
             ),
             registry,

@@ -69,7 +69,7 @@ class ScalarSeries:
             return float(sum(cells.values()))
         value, snapshot = base
         get = snapshot.get
-        return value + sum(v - get(t, 0) for t, v in cells.items())
+        return float(value + sum(v - get(t, 0) for t, v in cells.items()))
 
 
 class HistogramSeries:
