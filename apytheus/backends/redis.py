@@ -1,0 +1,249 @@
+"""The Redis backend: many workers (and hosts) share one Redis; totals add up exactly.
+
+Recording stays in-process (the per-thread cells); a flusher sends the deltas
+to Redis every ``flush_interval`` in one pipelined, exactly-once round trip,
+and a scrape reads every worker's data in one more. While Redis is down,
+deltas stay in memory (bounded by the number of series) and are retried with
+backoff; recording never raises.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from secrets import token_hex
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .._labels import LabelSet
+from .._samples import MetricFamily, Sample
+from ..exceptions import BackendUnavailable
+from ._buffer import DeltaBuffer
+from ._flusher import Flusher
+from ._protocol import MetricSpec, Series
+from ._redis_store import RedisStore, make_client
+
+__all__ = ["MultiProcessRedisBackend", "RedisBackend"]
+
+log = logging.getLogger("apytheus")
+
+_backends: weakref.WeakSet[RedisBackend] = weakref.WeakSet()
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{token_hex(2)}"
+
+
+class RedisBackend:
+    """Share metrics between processes through Redis (or a Redis Cluster).
+
+    Select it before traffic, e.g. with the environment of every worker::
+
+        APYTHEUS_BACKEND_CLASS=apytheus.backends.redis.RedisBackend
+        APYTHEUS_BACKEND_CONFIG='{"url": "redis://127.0.0.1:6379/0"}'
+
+    Creating the backend does no I/O; the first flush connects.
+
+    Args:
+        config: ``url`` (``redis://``, ``rediss://`` for TLS) or ``host``,
+            ``port``, ``db``, ``username``, ``password``, ``ssl`` and any other
+            redis-py connection option; ``cluster`` (bool) for Redis Cluster;
+            ``key_prefix`` (default ``"apytheus"``) to share one Redis between
+            apps; ``flush_interval`` in seconds (default 1); ``heartbeat_ttl``
+            in seconds after which a silent worker counts as dead for the
+            ``live*`` gauge modes (default: 5 flush intervals, at least 10 s).
+
+    Raises:
+        ValueError: a config value is invalid.
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        self.config = dict(config or {})
+        options = dict(self.config)
+        self.key_prefix = str(options.pop("key_prefix", "apytheus"))
+        if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
+            raise ValueError("key_prefix must be a non-empty string without '{' or '}'")
+        self.flush_interval = float(options.pop("flush_interval", 1.0))
+        if not 0 < self.flush_interval <= 3600:
+            raise ValueError("flush_interval must be between 0 and 3600 seconds")
+        default_ttl = max(10.0, 5 * self.flush_interval)
+        self.heartbeat_ttl = float(options.pop("heartbeat_ttl", default_ttl))
+        if not self.heartbeat_ttl > self.flush_interval:
+            raise ValueError("heartbeat_ttl must be longer than flush_interval")
+        self._client_options = options
+        self._store = RedisStore(make_client(dict(options)), self.key_prefix, self.heartbeat_ttl)
+        self._buffer = DeltaBuffer(_worker_id())
+        self._flusher = Flusher(self.flush_sync, self.flush_interval)
+        self._flush_lock = threading.Lock()
+        self._deletes: list[tuple[MetricSpec, LabelSet | None]] = []
+        self._closed = False
+        self.flush_errors = 0
+        self.last_flush = 0.0
+        self._last_logged = 0.0
+        _backends.add(self)
+
+    @property
+    def worker(self) -> str:
+        """This process' worker id (the ``worker`` label of ``all`` gauges)."""
+        return self._buffer.worker
+
+    # -- Backend protocol ------------------------------------------------------
+    def attach(self, metric: MetricSpec, series: Series) -> None:
+        """Track a new series; its values reach Redis with the next flush."""
+        self._buffer.track(metric, series)
+        if not self._closed:
+            self._flusher.ensure_thread()
+
+    def detach(self, metric: MetricSpec, labels: LabelSet | None) -> None:
+        """Forget a series here; the next flush deletes it in Redis too."""
+        self._buffer.untrack(metric, labels)
+        with self._flush_lock:
+            self._deletes.append((metric, labels))
+
+    def collect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
+        """Flush this worker's buffer, then read every worker's series (blocking).
+
+        Raises:
+            BackendUnavailable: Redis cannot be reached.
+        """
+        self.flush_sync()
+        try:
+            return self._store.read(metrics, time.time())
+        except Exception as exc:
+            raise BackendUnavailable(f"cannot read metrics from Redis: {exc}") from exc
+
+    async def acollect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
+        """`collect` in a worker thread: the event loop keeps serving meanwhile."""
+        return await anyio.to_thread.run_sync(self.collect, metrics)
+
+    async def flush(self) -> None:
+        """Send what was recorded since the last flush (in a worker thread)."""
+        await anyio.to_thread.run_sync(self.flush_sync)
+
+    def lifespan(self) -> AbstractAsyncContextManager[None]:
+        """Run the flusher as an anyio task; flush a last time on exit."""
+        return self._lifespan()
+
+    # -- flushing --------------------------------------------------------------
+    def flush_sync(self) -> bool:
+        """Flush now (blocking). Returns False if Redis could not be reached (data kept)."""
+        with self._flush_lock:
+            now = time.time()
+            try:
+                while self._deletes:
+                    spec, labels = self._deletes[0]
+                    self._store.delete(spec, labels, self._store.live_workers(now) + [self.worker])
+                    self._deletes.pop(0)
+                for _ in range(2):  # a pending (retried) batch, then what came meanwhile
+                    batch = self._buffer.take(now)
+                    self._store.write(batch, self._buffer.worker, now)
+                    if batch is None:
+                        break
+                    self._buffer.ack(batch)
+            except Exception as exc:
+                self.flush_errors += 1
+                if now - self._last_logged > 60:
+                    self._last_logged = now
+                    log.warning(
+                        "apytheus: flush to Redis failed (%d failures so far): %s; "
+                        "the deltas stay buffered and are retried",
+                        self.flush_errors,
+                        exc,
+                    )
+                return False
+            self.last_flush = now
+            return True
+
+    @asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._flusher.run)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.flush_sync)
+
+    def close(self) -> None:
+        """Stop the flusher thread after a last flush (also done at interpreter exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._flusher.stop_thread()
+        self.flush_sync()
+        _backends.discard(self)
+
+    # -- process lifecycle -----------------------------------------------------
+    def _after_fork(self) -> None:
+        """In a forked child: new worker id, lock, connection and flusher; no parent deltas."""
+        self._flush_lock = threading.Lock()
+        self._buffer.rebase(_worker_id())
+        self._store.client = make_client(dict(self._client_options))
+        self._flusher.forget_thread()
+        self._deletes = []
+        if self._buffer.size() and not self._closed:
+            self._flusher.ensure_thread()
+
+    # -- health ----------------------------------------------------------------
+    def health_families(self) -> list[MetricFamily]:
+        """This worker's flush health, exposed with the default registry."""
+        pending = self._buffer.pending
+        labels = LabelSet((("worker", self.worker),))
+
+        def family(name: str, kind: str, doc: str, value: float) -> MetricFamily:
+            sample = name + "_total" if kind == "counter" else name
+            return MetricFamily(name, doc, kind, [Sample(sample, labels, value)])
+
+        return [
+            family(
+                "apytheus_redis_flush_errors",
+                "counter",
+                "Flushes to Redis that failed (their deltas stayed buffered).",
+                float(self.flush_errors),
+            ),
+            family(
+                "apytheus_redis_buffered_fields",
+                "gauge",
+                "Fields of the batch waiting for Redis to acknowledge it.",
+                float(pending.fields if pending is not None else 0),
+            ),
+            family(
+                "apytheus_redis_last_flush_timestamp_seconds",
+                "gauge",
+                "Unix time of the last successful flush to Redis.",
+                self.last_flush,
+            ),
+        ]
+
+    def __repr__(self) -> str:
+        return f"RedisBackend(key_prefix={self.key_prefix!r}, worker={self.worker!r})"
+
+
+MultiProcessRedisBackend = RedisBackend
+"""pytheus' name for the Redis backend."""
+
+
+def _after_fork_in_child() -> None:
+    for backend in list(_backends):
+        backend._after_fork()
+
+
+def _at_exit() -> None:
+    for backend in list(_backends):
+        backend.close()  # flush_sync logs and swallows Redis errors: exit is never masked
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)

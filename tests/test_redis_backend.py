@@ -1,0 +1,194 @@
+"""The Redis backend against a real redis-server: values, flushing, exactly-once, lifespan."""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+
+import anyio
+import pytest
+from redis_server import RedisServer
+
+import apytheus
+from apytheus import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    Info,
+    Summary,
+    agenerate_metrics,
+    generate_metrics,
+)
+from apytheus.backends import InProcessBackend, load_backend
+from apytheus.backends.redis import MultiProcessRedisBackend, RedisBackend
+
+
+def reader(server: RedisServer, key_prefix: str) -> RedisBackend:
+    """A second backend on the same keys: what another worker's scrape would see."""
+    return RedisBackend({"url": server.url, "key_prefix": key_prefix})
+
+
+def test_values_of_every_type_round_trip_through_redis(
+    redis_backend: RedisBackend, registry: CollectorRegistry
+) -> None:
+    c = Counter("requests", "Requests", ["route"], registry=registry)
+    c.labels(route="/a").inc(3)
+    c.labels(route='/"q"\n').inc()
+    g = Gauge("temperature", "T", registry=registry)
+    g.set(21.5)
+    h = Histogram("latency", "L", buckets=[0.1, 1], registry=registry)
+    for v in (0.05, 0.5, 5):
+        h.observe(v)
+    Summary("size", "S", registry=registry).observe(7)
+    Info("build", "B", registry=registry).info({"version": "1.0"})
+    Enum("state", "S", states=["a", "b"], registry=registry).state("b")
+    get = registry.get_sample_value
+    assert get("requests_total", {"route": "/a"}) == 3.0
+    assert get("requests_total", {"route": '/"q"\n'}) == 1.0
+    assert get("temperature") == 21.5
+    assert get("latency_bucket", {"le": "0.1"}) == 1.0
+    assert get("latency_bucket", {"le": "1.0"}) == 2.0
+    assert get("latency_bucket", {"le": "+Inf"}) == 3.0
+    assert get("latency_count") == 3.0 and get("latency_sum") == 5.55
+    assert get("size_count") == 1.0 and get("size_sum") == 7.0
+    assert get("build_info", {"version": "1.0"}) == 1.0
+    assert get("state", {"state": "b"}) == 1.0 and get("state", {"state": "a"}) == 0.0
+
+
+def test_another_worker_reads_what_this_one_flushed(
+    redis_backend: RedisBackend,
+    redis_server: RedisServer,
+    key_prefix: str,
+    registry: CollectorRegistry,
+) -> None:
+    c = Counter("jobs", "Jobs", ["kind"], registry=registry)
+    c.labels(kind="x").inc(5)
+    assert redis_backend.flush_sync()
+    other = reader(redis_server, key_prefix)
+    try:
+        found = other.collect([c._family.spec])[c._family.spec]
+    finally:
+        other.close()
+    assert [(s.labels.as_dict(), s.value()) for s in found] == [({"kind": "x"}, 5.0)]
+
+
+def test_unchanged_series_are_not_sent_again(
+    redis_backend: RedisBackend, registry: CollectorRegistry
+) -> None:
+    c = Counter("jobs", "Jobs", registry=registry)
+    c.inc()
+    assert redis_backend.flush_sync()
+    assert redis_backend._buffer.take(time.time()) is None  # nothing changed since
+    c.inc(2)
+    batch = redis_backend._buffer.take(time.time())
+    assert batch is not None and [o.incr for o in batch.ops] == [[("[]", 2.0)]]
+
+
+def test_a_batch_sent_twice_is_applied_once(
+    redis_backend: RedisBackend, registry: CollectorRegistry
+) -> None:
+    """A retry after a lost reply re-sends the same batch: the script skips it."""
+    c = Counter("jobs", "Jobs", registry=registry)
+    h = Histogram("lat", "L", registry=registry)
+    redis_backend.flush_sync()
+    c.inc(4)
+    h.observe(0.2)
+    buffer, store = redis_backend._buffer, redis_backend._store
+    with redis_backend._flush_lock:
+        batch = buffer.take(time.time())
+        assert batch is not None
+        store.write(batch, buffer.worker, time.time())
+        store.write(batch, buffer.worker, time.time())  # the "retry"
+        buffer.ack(batch)
+    assert registry.get_sample_value("jobs_total") == 4.0
+    assert registry.get_sample_value("lat_count") == 1.0
+
+
+def test_key_prefixes_isolate_apps_sharing_a_redis(
+    redis_server: RedisServer, registry: CollectorRegistry
+) -> None:
+    values = []
+    for prefix, amount in (("app-one", 1), ("app-two", 10)):
+        backend = load_backend(RedisBackend, {"url": redis_server.url, "key_prefix": prefix})
+        try:
+            reg = CollectorRegistry()
+            Counter("shared_name", "Same name in both apps", registry=reg).inc(amount)
+            values.append(reg.get_sample_value("shared_name_total"))
+        finally:
+            backend.close()
+            load_backend(InProcessBackend)
+        redis_server.client().delete(f"{{{prefix}:shared_name}}:v")
+    assert values == [1.0, 10.0]
+
+
+@pytest.mark.parametrize("bad", [{"key_prefix": "a{b}"}, {"flush_interval": 0}, {"nope": 1}])
+def test_bad_config_is_refused_at_load(bad: dict[str, object]) -> None:
+    from apytheus.exceptions import InvalidBackendConfigException
+
+    with pytest.raises(InvalidBackendConfigException):
+        load_backend(RedisBackend, bad)
+
+
+def test_pytheus_alias_is_the_same_class() -> None:
+    assert MultiProcessRedisBackend is RedisBackend
+
+
+async def test_lifespan_flushes_periodically_and_on_exit(
+    redis_server: RedisServer, key_prefix: str, registry: CollectorRegistry
+) -> None:
+    gc.collect()  # metrics of earlier tests would follow the switch and flush here too
+    backend = load_backend(
+        RedisBackend, {"url": redis_server.url, "key_prefix": key_prefix, "flush_interval": 0.05}
+    )
+    assert isinstance(backend, RedisBackend)
+    client = redis_server.client()
+    key = f"{{{key_prefix}:ticks}}:v"
+    try:
+        backend._flusher.stop_thread()  # only the lifespan's task flushes here
+        c = Counter("ticks", "Ticks", registry=registry)
+        async with apytheus.lifespan():
+            c.inc()
+            with anyio.fail_after(10):
+                while client.hget(key, "[]") != b"1":  # noqa: ASYNC110 - polls Redis
+                    await anyio.sleep(0.02)
+            c.inc(2)
+        assert client.hget(key, "[]") == b"3"  # the final flush on exit
+    finally:
+        backend.close()
+        load_backend(InProcessBackend)
+
+
+async def test_async_scrape_runs_on_both_loops(
+    redis_backend: RedisBackend, registry: CollectorRegistry
+) -> None:
+    Counter("hits", "Hits", registry=registry).inc(7)
+    assert "hits_total 7.0" in await agenerate_metrics(registry)
+    assert "hits_total 7.0" in generate_metrics(registry)
+
+
+def test_infinite_totals_are_stored_and_do_not_block_other_updates(
+    redis_backend: RedisBackend, registry: CollectorRegistry
+) -> None:
+    h = Histogram("h", "H", buckets=[1], registry=registry)
+    c = Counter("c", "C", registry=registry)
+    h.observe(math.inf)
+    c.inc()
+    assert registry.get_sample_value("h_sum") == math.inf
+    h.observe(0.5)
+    c.inc()
+    assert registry.get_sample_value("h_count") == 2.0
+    assert registry.get_sample_value("c_total") == 2.0
+
+
+def test_health_metrics_are_exposed_with_the_default_registry(
+    redis_backend: RedisBackend, default_registry: CollectorRegistry
+) -> None:
+    Counter("c", "C").inc()
+    text = generate_metrics()
+    assert "apytheus_redis_flush_errors_total{worker=" in text
+    assert default_registry.get_sample_value(
+        "apytheus_redis_last_flush_timestamp_seconds", {"worker": redis_backend.worker}
+    ) == pytest.approx(time.time(), abs=60)
