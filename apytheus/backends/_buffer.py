@@ -160,7 +160,8 @@ class DeltaBuffer:
                 if value != entry.sent:
                     key = entry.field + SEP + self.worker
                     ops.sets.append((key, value))
-                    ops.stamped.append(key)
+                    if _touched(series):  # an untouched gauge never wins `mostrecent`
+                        ops.stamped.append(key)
                     entry.sent = value
             if new and kind in ("counter", "histogram", "summary"):
                 ops.created.append((entry.field, series.created))
@@ -181,6 +182,14 @@ def _totals(series: Series) -> Any:
         counts, total = series.snapshot()
         return [float(c) for c in counts] + [total]
     raise TypeError(f"{series!r} has no totals")
+
+
+def _touched(series: Series) -> bool:
+    """Whether a gauge-like series was ever written (its 0 is then a real value)."""
+    if isinstance(series, InfoSeries):
+        return bool(series.info)
+    assert isinstance(series, ScalarSeries)
+    return bool(series.cells) or series.base is not None or series.function is not None
 
 
 def _state(series: Series) -> str:

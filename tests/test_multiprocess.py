@@ -1,0 +1,150 @@
+"""Many worker processes, one Redis: totals add up exactly (real processes, real server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import wait_for
+from redis_server import RedisServer
+
+from apytheus import CollectorRegistry, Counter, Gauge, Histogram
+from apytheus.backends import InProcessBackend, load_backend
+from apytheus.backends.redis import RedisBackend
+
+WORKER = Path(__file__).parent / "workers" / "record.py"
+
+
+def worker_env(server: RedisServer, key_prefix: str, **extra: object) -> dict[str, str]:
+    config = {"url": server.url, "key_prefix": key_prefix, "flush_interval": 0.1, **extra}
+    return {
+        **os.environ,
+        "APYTHEUS_BACKEND_CLASS": "apytheus.backends.redis.RedisBackend",
+        "APYTHEUS_BACKEND_CONFIG": json.dumps(config),
+    }
+
+
+@pytest.fixture
+def scraper(redis_server: RedisServer, key_prefix: str) -> Iterator[RedisBackend]:
+    """This process as the worker that is scraped: same keys, none of the recording."""
+    backend = load_backend(RedisBackend, {"url": redis_server.url, "key_prefix": key_prefix})
+    assert isinstance(backend, RedisBackend)
+    try:
+        yield backend
+    finally:
+        backend.close()
+        load_backend(InProcessBackend)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "trio"])
+def test_four_workers_totals_are_exact(
+    redis_server: RedisServer, key_prefix: str, scraper: RedisBackend, loop: str
+) -> None:
+    env = worker_env(redis_server, key_prefix)
+    args = [sys.executable, str(WORKER), "counters", loop, "10000", "1000"]
+    workers = [subprocess.Popen(args, env=env, stderr=subprocess.PIPE) for _ in range(4)]
+    for w in workers:
+        _, err = w.communicate(timeout=120)
+        assert w.returncode == 0, err.decode()
+    registry = CollectorRegistry()
+    requests = Counter("requests", "Requests", ["route"], registry=registry)
+    latency = Histogram("latency_seconds", "Latency", ["route"], registry=registry)
+    found = scraper.collect([requests._family.spec, latency._family.spec])
+    assert sum(s.value() for s in found[requests._family.spec]) == 40_000
+    assert len(found[requests._family.spec]) == 10
+    assert registry.get_sample_value("requests_total", {"route": "/r3"}) == 4_000
+    assert registry.get_sample_value("latency_seconds_count", {"route": "/r"}) == 4_000
+    assert registry.get_sample_value("latency_seconds_sum", {"route": "/r"}) == pytest.approx(
+        4 * sum((i % 100) / 100 for i in range(1000))
+    )
+
+
+def start_gauge_workers(
+    server: RedisServer, key_prefix: str, mode: str, values: list[float], linger: float
+) -> list[subprocess.Popen[bytes]]:
+    env = worker_env(server, key_prefix, heartbeat_ttl=1.0)
+    workers = []
+    for v in values:
+        args = [sys.executable, str(WORKER), "gauge", mode, str(v), str(linger)]
+        w = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert w.stdout is not None and w.stdout.readline() == b"ready\n"
+        workers.append(w)
+    return workers
+
+
+def finish(worker: subprocess.Popen[bytes], kill: bool = False) -> None:
+    """Wait for a worker (or kill it) and close its pipes; it must have exited cleanly."""
+    if kill:
+        worker.kill()
+    _, err = worker.communicate(timeout=30)
+    if not kill:
+        assert worker.returncode == 0, err.decode()
+
+
+def gauge_series(scraper: RedisBackend, mode: str) -> list[tuple[dict[str, str], float]]:
+    """Read the workers' gauge; registry=None keeps this process from adding its own value."""
+    spec = Gauge("level", "Level", registry=None, multiprocess_mode=mode)._family.spec
+    return [(s.labels.as_dict(), s.value()) for s in scraper.collect([spec])[spec]]
+
+
+def gauge_value(scraper: RedisBackend, mode: str) -> float | None:
+    found = gauge_series(scraper, mode)
+    assert len(found) <= 1
+    return found[0][1] if found else None
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("sum", 6.0), ("max", 3.0), ("min", 1.0), ("mostrecent", 3.0)]
+)
+def test_gauge_modes_merge_every_workers_value(
+    redis_server: RedisServer, key_prefix: str, scraper: RedisBackend, mode: str, expected: float
+) -> None:
+    workers = start_gauge_workers(redis_server, key_prefix, mode, [1, 2, 3], linger=0)
+    for w in workers:
+        finish(w)
+    assert gauge_value(scraper, mode) == expected  # the workers exited: non-live modes keep them
+
+
+def test_all_mode_gives_one_series_per_worker(
+    redis_server: RedisServer, key_prefix: str, scraper: RedisBackend
+) -> None:
+    workers = start_gauge_workers(redis_server, key_prefix, "all", [5, 7], linger=0)
+    for w in workers:
+        finish(w)
+    found = gauge_series(scraper, "all")
+    assert sorted(v for _, v in found) == [5.0, 7.0]
+    assert len({labels["worker"] for labels, _ in found}) == 2
+
+
+def test_live_modes_drop_a_worker_after_its_heartbeat_expires(
+    redis_server: RedisServer, key_prefix: str, scraper: RedisBackend
+) -> None:
+    long_lived = start_gauge_workers(redis_server, key_prefix, "livesum", [10], linger=60)
+    short_lived = start_gauge_workers(redis_server, key_prefix, "livesum", [1], linger=0)
+    try:
+        finish(short_lived[0])
+        wait_for(
+            lambda: gauge_value(scraper, "livesum") == 10.0, timeout=15, what="heartbeat expiry"
+        )
+        assert gauge_value(scraper, "sum") == 11.0  # a non-live mode still counts the dead worker
+    finally:
+        for w in long_lived:
+            finish(w, kill=True)
+
+
+def test_a_worker_that_never_set_the_gauge_counts_as_zero_but_never_as_most_recent(
+    redis_server: RedisServer, key_prefix: str, scraper: RedisBackend
+) -> None:
+    registry = CollectorRegistry()
+    Gauge("level", "Level", registry=registry, multiprocess_mode="mostrecent")  # untouched here
+    assert scraper.flush_sync()
+    workers = start_gauge_workers(redis_server, key_prefix, "mostrecent", [4], linger=0)
+    finish(workers[0])
+    assert scraper.flush_sync()  # this worker's untouched 0 is flushed after the worker's 4
+    assert gauge_value(scraper, "mostrecent") == 4.0
+    assert gauge_value(scraper, "min") == 0.0
