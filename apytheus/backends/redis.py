@@ -176,13 +176,18 @@ class RedisBackend:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.flush_sync)
 
-    def close(self) -> None:
-        """Stop the flusher thread after a last flush (also done at interpreter exit)."""
+    def close(self, flush: bool = True) -> None:
+        """Stop the flusher thread, flush a last time (unless told not to), disconnect.
+
+        Runs at interpreter exit for every backend still open.
+        """
         if self._closed:
             return
         self._closed = True
         self._flusher.stop_thread()
-        self.flush_sync()
+        if flush:
+            self.flush_sync()
+        self._store.client.close()
         _backends.discard(self)
 
     # -- process lifecycle -----------------------------------------------------

@@ -10,6 +10,7 @@ import sys
 import time
 
 import anyio
+import anyio.lowlevel
 
 import apytheus
 from apytheus import Counter, Gauge, Histogram
@@ -25,7 +26,7 @@ async def counters(n_inc: int, n_observe: int) -> None:
             if i < n_observe:
                 LATENCY.labels(route="/r").observe((i % 100) / 100)
             if i % 500 == 0:
-                await anyio.sleep(0)  # let the flusher task run meanwhile
+                await anyio.lowlevel.checkpoint()  # let the flusher task run meanwhile
 
 
 def main() -> None:

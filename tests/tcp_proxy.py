@@ -1,0 +1,81 @@
+"""A loopback TCP proxy that can drop a connection after the server answered a request."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+
+class _Link:
+    def __init__(self, client: socket.socket, server: socket.socket) -> None:
+        self.client = client
+        self.server = server
+        self.mute = False  # the next reply is swallowed and the client disconnected
+
+    def close(self) -> None:
+        for s in (self.client, self.server):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+class DroppingProxy:
+    """Forwards 127.0.0.1:<port> to a server on 127.0.0.1.
+
+    ``drop_after(marker)``: the next client request containing ``marker`` is
+    forwarded; the server's reply is thrown away and the client's connection
+    closed. The server did the work; the client never hears of it.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._marker: bytes | None = None
+        self.dropped = threading.Event()
+        self._links: list[_Link] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def drop_after(self, marker: bytes) -> None:
+        self.dropped.clear()
+        self._marker = marker
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            link = _Link(client, socket.create_connection(("127.0.0.1", self.target_port)))
+            self._links.append(link)
+            threading.Thread(target=self._requests, args=(link,), daemon=True).start()
+            threading.Thread(target=self._replies, args=(link,), daemon=True).start()
+
+    def _requests(self, link: _Link) -> None:
+        try:
+            while data := link.client.recv(65536):
+                marker = self._marker
+                if marker is not None and marker in data:
+                    self._marker = None
+                    link.mute = True
+                link.server.sendall(data)
+        except OSError:
+            pass
+
+    def _replies(self, link: _Link) -> None:
+        try:
+            while data := link.server.recv(65536):
+                if link.mute:
+                    self.dropped.set()
+                    link.close()
+                    return
+                link.client.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._listener.close()
+        for link in self._links:
+            link.close()

@@ -1,0 +1,143 @@
+"""Redis outages: recording never raises, nothing is lost, nothing is counted twice."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable, Iterator
+
+import pytest
+from redis_server import RedisServer
+from tcp_proxy import DroppingProxy
+
+from apytheus import CollectorRegistry, Counter, Histogram, generate_metrics
+from apytheus.backends import InProcessBackend, load_backend
+from apytheus.backends.redis import RedisBackend
+
+
+@pytest.fixture
+def own_server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
+    """A server of the test's own (it gets stopped); AOF so a killed server keeps its data."""
+    return redis_server_factory("--appendonly", "yes", "--appendfsync", "always")
+
+
+@pytest.fixture
+def backend_on(key_prefix: str) -> Iterator[Callable[[int], RedisBackend]]:
+    made: list[RedisBackend] = []
+
+    def make(port: int) -> RedisBackend:
+        gc.collect()
+        config = {
+            "url": f"redis://127.0.0.1:{port}/0",
+            "key_prefix": key_prefix,
+            "flush_interval": 3600,  # the test decides when to flush
+            "socket_timeout": 0.5,
+            "socket_connect_timeout": 0.5,
+        }
+        backend = load_backend(RedisBackend, config)
+        assert isinstance(backend, RedisBackend)
+        made.append(backend)
+        return backend
+
+    yield make
+    for b in made:
+        b.close(flush=False)  # no final flush into a server that may be gone
+    load_backend(InProcessBackend)
+
+
+class Load:
+    """The metrics a test records into, and their totals as a scrape sees them."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.jobs = Counter("jobs", "Jobs", ["kind"], registry=registry)
+        self.latency = Histogram("lat", "Latency", registry=registry)
+
+    def record(self, n: int) -> None:
+        for i in range(n):
+            self.jobs.labels(kind=str(i % 3)).inc()
+            self.latency.observe(0.1)
+
+    def totals(self) -> tuple[float, float | None]:
+        get = self.registry.get_sample_value
+        jobs = sum(get("jobs_total", {"kind": k}) or 0 for k in "012")
+        return jobs, get("lat_count")
+
+
+def test_paused_redis_keeps_deltas_buffered_until_it_answers_again(
+    own_server: RedisServer,
+    backend_on: Callable[[int], RedisBackend],
+    registry: CollectorRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = backend_on(own_server.port)
+    load = Load(registry)
+    load.record(100)
+    assert backend.flush_sync()
+    own_server.pause()
+    try:
+        with caplog.at_level(logging.WARNING, logger="apytheus"):
+            load.record(50)  # recording never touches Redis: no error, no wait
+            assert not backend.flush_sync()
+            assert not backend.flush_sync()
+        assert "flush to Redis failed" in caplog.text
+        assert backend.flush_errors == 2
+        assert backend._buffer.pending is not None
+    finally:
+        own_server.resume()
+    assert backend.flush_sync()
+    assert load.totals() == (150.0, 150.0)
+
+
+def test_killed_and_restarted_redis_gets_everything_exactly_once(
+    own_server: RedisServer,
+    backend_on: Callable[[int], RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    backend = backend_on(own_server.port)
+    load = Load(registry)
+    load.record(100)
+    assert backend.flush_sync()
+    own_server.kill()
+    load.record(40)
+    for _ in range(3):
+        assert not backend.flush_sync()
+    own_server.start()  # same port, same AOF; the script cache is empty now
+    load.record(10)
+    assert backend.flush_sync()
+    assert load.totals() == (150.0, 150.0)
+
+
+def test_a_lost_reply_after_redis_applied_the_batch_is_not_counted_twice(
+    redis_server: RedisServer,
+    backend_on: Callable[[int], RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    proxy = DroppingProxy(redis_server.port)
+    try:
+        backend = backend_on(proxy.port)
+        load = Load(registry)
+        load.record(30)
+        assert backend.flush_sync()
+        load.record(20)
+        proxy.drop_after(b"EVALSHA")
+        assert not backend.flush_sync()  # Redis applied it, the client saw the connection drop
+        assert proxy.dropped.is_set()
+        assert backend.flush_sync()  # the same batch again: the script skips it
+        assert load.totals() == (50.0, 50.0)
+    finally:
+        proxy.close()
+
+
+def test_scraping_while_redis_is_down_raises_backend_unavailable(
+    own_server: RedisServer,
+    backend_on: Callable[[int], RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    from apytheus.exceptions import BackendUnavailable
+
+    backend_on(own_server.port)
+    Load(registry).record(1)
+    own_server.kill()
+    with pytest.raises(BackendUnavailable):
+        generate_metrics(registry)
