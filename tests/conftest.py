@@ -66,8 +66,8 @@ def redis_server_factory(
         pytest.skip(message)
     started: list[RedisServer] = []
 
-    def start(*extra: str) -> RedisServer:
-        port = free_tcp_port_factory()
+    def start(*extra: str, port: int | None = None) -> RedisServer:
+        port = port or free_tcp_port_factory()
         server = RedisServer(binary, port, tmp_path_factory.mktemp(f"redis{port}"), *extra)
         server.start()
         started.append(server)

@@ -36,6 +36,10 @@ class RedisServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def log(self) -> Path:
+        return self.workdir / "redis.log"
+
+    @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
@@ -43,6 +47,7 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir), *self.extra]
+        args += ["--logfile", str(self.log)]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir
         )
@@ -50,7 +55,8 @@ class RedisServer:
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+                log = self.log.read_text() if self.log.exists() else ""
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}:\n{log}")
             try:
                 if client.ping():
                     client.close()

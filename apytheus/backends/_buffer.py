@@ -123,7 +123,13 @@ class DeltaBuffer:
                 self.pending = None
 
     def rebase(self, worker: str) -> None:
-        """After fork: a new worker that never re-sends what its parent recorded."""
+        """After fork: a new worker that never re-sends what its parent recorded.
+
+        Counters and histograms keep their totals but count only what the child
+        adds. Gauges start again from 0, as a new process' would (otherwise a
+        value set before the fork would be summed once per worker); info and
+        enum keep their state, which is the same in every worker.
+        """
         with self._lock:
             self.worker = worker
             self.seq = 0
@@ -131,8 +137,12 @@ class DeltaBuffer:
             for spec, entries in self._tracked.items():
                 for entry in entries.values():
                     entry.sent = None
+                    series = entry.series
                     if spec.kind in ("counter", "histogram", "summary"):
-                        entry.sent = _totals(entry.series)
+                        entry.sent = _totals(series)
+                    elif spec.kind == "gauge" and isinstance(series, ScalarSeries):
+                        series.cells.clear()
+                        series.base = None
 
     def _ops(self, spec: MetricSpec, entries: dict[LabelSet, _Entry]) -> MetricOps:
         ops = MetricOps(spec)

@@ -70,6 +70,14 @@ class RedisStore:
         tag = f"{{{self.key_prefix}:{spec.name}}}"
         return f"{tag}:seq", f"{tag}:v", f"{tag}:c", f"{tag}:t"
 
+    def close(self) -> None:
+        """Close every connection (a cluster client's per-node pools too)."""
+        client = self.client
+        for node in client.get_nodes() if hasattr(client, "get_nodes") else ():
+            if node.redis_connection is not None:  # RedisCluster.close() leaves these open
+                node.redis_connection.connection_pool.disconnect()
+        client.close()
+
     # -- write --------------------------------------------------------------
     def write(self, batch: Batch | None, worker: str, now: float) -> None:
         """Apply ``batch`` (if any) and refresh this worker's heartbeat, in one round trip.
@@ -92,7 +100,8 @@ class RedisStore:
                 args += ops.stamped
                 for f, t in ops.created:
                     args += (f, repr(t))
-                pipe.evalsha(FLUSH_SHA, 4, *self.keys(ops.spec), *args)
+                # a cluster pipeline routes EVALSHA by its keys, but refuses .evalsha()
+                pipe.execute_command("EVALSHA", FLUSH_SHA, 4, *self.keys(ops.spec), *args)
             pipe.zadd(self.workers_key, {worker: now})
             results = pipe.execute(raise_on_error=False)
             errors = [r for r in results if isinstance(r, Exception)]

@@ -187,7 +187,7 @@ class RedisBackend:
         self._flusher.stop_thread()
         if flush:
             self.flush_sync()
-        self._store.client.close()
+        self._store.close()
         _backends.discard(self)
 
     # -- process lifecycle -----------------------------------------------------
