@@ -85,7 +85,16 @@ def _exemplar(labels: object, value: float) -> Exemplar:
 class _Metric:
     """What every metric handle shares: labels, caching, registration."""
 
-    __slots__ = ("_cache", "_cells", "_family", "_labels", "_series", "description", "name")
+    __slots__ = (
+        "_cache",
+        "_cells",
+        "_family",
+        "_labels",
+        "_pos_cache",
+        "_series",
+        "description",
+        "name",
+    )
 
     _kind: ClassVar[str] = "unknown"
     _reserved: ClassVar[tuple[str, ...]] = ()
@@ -95,6 +104,7 @@ class _Metric:
     _series: Any
     _cells: dict[int, Any]
     _cache: dict[Any, Any]
+    _pos_cache: dict[Any, Any]
 
     def __init__(
         self,
@@ -130,7 +140,8 @@ class _Metric:
         self.description = family.documentation
         self._labels = labels
         self._cache = {}
-        family.caches.append(self._cache)
+        self._pos_cache = {}
+        family.caches += (self._cache, self._pos_cache)
         pairs = family.canonical(labels)
         if len(pairs) == len(family.label_names):
             self._series = family.series(pairs)
@@ -156,7 +167,7 @@ class _Metric:
             LabelValidationException: unknown label names, a mix of forms,
                 or a wrong number of positional values.
 
-        Example:
+        Examples:
             >>> from apytheus import CollectorRegistry, Counter
             >>> c = Counter("hits", "Hits", ["path", "method"], registry=CollectorRegistry())
             >>> get = c.labels(method="GET")       # partial: reusable
@@ -165,17 +176,19 @@ class _Metric:
             True
         """
         if args:
-            key: Any = (
-                tuple(args[0].items()) if len(args) == 1 and args[0].__class__ is dict else args
-            )
+            if len(args) == 1 and args[0].__class__ is dict:
+                key: Any = tuple(args[0].items())
+                cache = self._cache
+            else:  # positional values: a cache of their own, so ("a", "1") never matches a=1
+                key, cache = args, self._pos_cache
         elif kwargs:
-            key = tuple(kwargs.items())
+            key, cache = tuple(kwargs.items()), self._cache
         else:
             return self
         try:
-            return self._cache[key]  # type: ignore[no-any-return]
+            return cache[key]  # type: ignore[no-any-return]
         except (KeyError, TypeError):
-            return self._labels_slow(args, kwargs, key)
+            return self._labels_slow(args, kwargs, key, cache)
 
     def _resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, str]:
         """This handle's labels plus the given ones, validated (creates nothing)."""
@@ -199,7 +212,9 @@ class _Metric:
             given = kwargs
         return {**self._labels, **check_label_dict(given, family.label_names, family.name)}
 
-    def _labels_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any], key: Any) -> Self:
+    def _labels_slow(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], key: Any, cache: dict[Any, Any]
+    ) -> Self:
         family = self._family
         merged = self._resolve(args, kwargs)
         pairs = family.canonical(merged)
@@ -215,7 +230,7 @@ class _Metric:
                 handle._bind(family, merged)
                 family.handles[pairs] = handle
             if cacheable:
-                self._cache[key] = handle
+                cache[key] = handle
         return handle
 
     def remove(self, *args: Any, **kwargs: Any) -> None:
@@ -267,7 +282,7 @@ class Counter(_Metric):
 
     Exposed as ``<name>_total``; a name given with ``_total`` is not suffixed twice.
 
-    Example:
+    Examples:
         >>> from apytheus import CollectorRegistry, Counter
         >>> c = Counter("jobs_done", "Jobs finished", registry=CollectorRegistry())
         >>> c.inc()
@@ -289,18 +304,28 @@ class Counter(_Metric):
             name = name[:-6]
         super().__init__(name, description, required_labels, default_labels, registry)
 
-    def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
+    def inc(
+        self,
+        amount: float = 1.0,
+        exemplar: Mapping[str, str] | None = None,
+        *,
+        value: float | None = None,
+    ) -> None:
         """Add ``amount`` (>= 0, default 1). Never blocks.
 
         Args:
             amount: how much to add.
             exemplar: labels (e.g. a trace id) shown with the value in OpenMetrics.
+            value: pytheus' name for ``amount`` (``inc(value=2)``).
 
         Raises:
-            ValueError: ``amount`` is negative or NaN.
+            ValueError: ``amount`` is negative or NaN, or the exemplar is invalid.
             TypeError: ``amount`` is not a number.
             UnobservableMetricException: some labels have no value.
         """
+        if exemplar is not None or value is not None:
+            self._inc_extras(amount if value is None else value, exemplar)
+            return
         # Floats and ints that fit a float's range take the fast path; anything
         # else is converted (and checked) first. The bounds are folded constants.
         if (
@@ -317,8 +342,13 @@ class Counter(_Metric):
             cells[tid] += amount
         except KeyError:
             cells[tid] = amount
-        if exemplar is not None:
-            self._series.exemplar = _exemplar(exemplar, amount)
+
+    def _inc_extras(self, amount: float, exemplar: Mapping[str, str] | None) -> None:
+        """``inc`` with an exemplar or pytheus' ``value=``: validate all, then record."""
+        found = _exemplar(exemplar, _number(amount, "counter increment")) if exemplar else None
+        self.inc(amount)
+        if found is not None:
+            self._series.exemplar = found
 
     def count_exceptions(
         self, exceptions: type[BaseException] | tuple[type[BaseException], ...] = Exception
@@ -387,8 +417,10 @@ class Gauge(_Metric):
             registry,
         )
 
-    def inc(self, amount: float = 1.0) -> None:
-        """Add ``amount`` (may be negative). Never blocks."""
+    def inc(self, amount: float = 1.0, *, value: float | None = None) -> None:
+        """Add ``amount`` (may be negative; ``value=`` is pytheus' name). Never blocks."""
+        if value is not None:
+            amount = value
         if (
             amount.__class__ is not float
             and (amount.__class__ is not int or not -(2**63) < amount < 2**63)
@@ -404,8 +436,10 @@ class Gauge(_Metric):
         except KeyError:
             cells[tid] = amount
 
-    def dec(self, amount: float = 1.0) -> None:
-        """Subtract ``amount``. Never blocks."""
+    def dec(self, amount: float = 1.0, *, value: float | None = None) -> None:
+        """Subtract ``amount`` (``value=`` is pytheus' name). Never blocks."""
+        if value is not None:
+            amount = value
         if (
             amount.__class__ is not float
             and (amount.__class__ is not int or not -(2**63) < amount < 2**63)
@@ -479,9 +513,12 @@ class _Observed(_Metric):
         """Record one observation (e.g. a duration in seconds). Never blocks.
 
         Raises:
-            ValueError: ``value`` is NaN.
+            ValueError: ``value`` is NaN, or the exemplar is invalid (a Summary has none).
             TypeError: ``value`` is not a number.
         """
+        if exemplar is not None:
+            self._observe_with_exemplar(value, exemplar)
+            return
         if (
             value.__class__ is not float
             and (value.__class__ is not int or not -(2**63) < value < 2**63)
@@ -499,8 +536,14 @@ class _Observed(_Metric):
         i = bisect_left(self._bounds, value)
         cell[i] += 1
         cell[-1] += value
-        if exemplar is not None:
-            self._series.exemplars[i] = _exemplar(exemplar, value)
+
+    def _observe_with_exemplar(self, value: float, exemplar: Mapping[str, str]) -> None:
+        """``observe`` with an exemplar: validate both, record, keep it on its bucket."""
+        if self._family.kind == "summary":
+            raise ValueError("OpenMetrics has no exemplars on summaries; use a Histogram")
+        found = _exemplar(exemplar, _number(value, "observed value"))
+        self.observe(value)
+        self._series.exemplars[bisect_left(self._bounds, found.value)] = found
 
     def time(self) -> Timer:
         """Observe the seconds a block or function took (``with``, ``async with``, decorator)."""
@@ -524,7 +567,7 @@ class Histogram(_Observed):
         buckets: sorted upper bounds; ``+Inf`` is added. Empty or None means
             `DEFAULT_BUCKETS` (``.005`` … ``10``).
 
-    Example:
+    Examples:
         >>> from apytheus import CollectorRegistry, Histogram
         >>> h = Histogram("latency_seconds", "Latency", registry=CollectorRegistry())
         >>> h.observe(0.2)
@@ -596,7 +639,7 @@ class Summary(_Observed):
 class Info(_Metric):
     """Key-value facts about the target (version, build host), exposed as ``<name>_info``.
 
-    Example:
+    Examples:
         >>> from apytheus import CollectorRegistry, Info
         >>> i = Info("build", "Build facts", registry=CollectorRegistry())
         >>> i.info({"version": "1.2.3"})
@@ -634,7 +677,7 @@ class Info(_Metric):
 class Enum(_Metric):
     """Which of a fixed set of states something is in (exposed as a stateset).
 
-    Example:
+    Examples:
         >>> from apytheus import CollectorRegistry, Enum
         >>> e = Enum("task_state", "State", states=["starting", "running"],
         ...          registry=CollectorRegistry())

@@ -193,3 +193,12 @@ def test_clear_keeps_the_default_labels_series(registry: CollectorRegistry) -> N
     c.inc()
     assert registry.get_sample_value("c_total", {"a": "d"}) == 3.0
     assert registry.get_sample_value("c_total", {"a": "x"}) is None
+
+
+def test_a_positional_tuple_never_matches_a_cached_keyword_child(
+    registry: CollectorRegistry,
+) -> None:
+    c = Counter("c", "C", ["a"], registry=registry)
+    c.labels(a="1")
+    with pytest.raises(LabelValidationException):
+        c.labels(("a", "1"))

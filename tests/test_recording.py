@@ -254,3 +254,34 @@ def test_invalid_metric_names_are_refused(registry: CollectorRegistry, name: obj
 def test_metric_names_may_contain_colons(registry: CollectorRegistry) -> None:
     Gauge("job:rate:5m", "Rate", registry=registry).set(1)
     assert value(registry, "job:rate:5m") == 1.0
+
+
+def test_pytheus_value_keyword_works_for_inc_and_dec(registry: CollectorRegistry) -> None:
+    c = Counter("c", "C", registry=registry)
+    g = Gauge("g", "G", registry=registry)
+    c.inc(value=2)
+    g.inc(value=5)
+    g.dec(value=2)
+    assert value(registry, "c_total") == 2.0
+    assert value(registry, "g") == 3.0
+
+
+@pytest.mark.parametrize("exemplar", [{"bad name": "x"}, {"a": "x" * 200}, {"a": None}, "trace"])
+def test_a_bad_exemplar_raises_and_records_nothing(
+    registry: CollectorRegistry, exemplar: object
+) -> None:
+    c = Counter("c", "C", registry=registry)
+    h = Histogram("h", "H", registry=registry)
+    with pytest.raises((ValueError, TypeError)):
+        c.inc(1, exemplar=exemplar)  # type: ignore[arg-type]
+    with pytest.raises((ValueError, TypeError)):
+        h.observe(1, exemplar=exemplar)  # type: ignore[arg-type]
+    assert value(registry, "c_total") == 0.0
+    assert value(registry, "h_count") == 0.0
+
+
+def test_a_summary_refuses_exemplars(registry: CollectorRegistry) -> None:
+    s = Summary("s", "S", registry=registry)
+    with pytest.raises(ValueError, match="no exemplars on summaries"):
+        s.observe(1, exemplar={"trace_id": "abc"})
+    assert value(registry, "s_count") == 0.0

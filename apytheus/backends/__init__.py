@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._labels import LabelSet as LabelSet
 from ..exceptions import InvalidBackendClassException, InvalidBackendConfigException
 from ._current import current as _current_backend
 from ._current import switch as _switch
@@ -35,6 +36,7 @@ __all__ = [
     "HistogramSeries",
     "InProcessBackend",
     "InfoSeries",
+    "LabelSet",
     "MetricSpec",
     "ScalarSeries",
     "Series",
