@@ -45,7 +45,7 @@ class CollectorRegistry:
         prefix: prepended with ``_`` to every metric name at exposition
             (custom collectors keep their names, as in pytheus).
 
-    Example:
+    Examples:
         >>> from apytheus import CollectorRegistry, Counter, generate_metrics
         >>> registry = CollectorRegistry(prefix="shop")
         >>> Counter("orders", "Orders placed", registry=registry).inc()
@@ -114,7 +114,7 @@ class CollectorRegistry:
     def get_sample_value(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
         """The value of one sample, or None (for tests; collects everything).
 
-        Example:
+        Examples:
             >>> from apytheus import CollectorRegistry, Counter
             >>> registry = CollectorRegistry()
             >>> Counter("done", "Done", registry=registry).inc(3)
