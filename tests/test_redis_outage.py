@@ -141,3 +141,22 @@ def test_scraping_while_redis_is_down_raises_backend_unavailable(
     own_server.kill()
     with pytest.raises(BackendUnavailable):
         generate_metrics(registry)
+
+
+async def test_the_metrics_app_answers_503_while_redis_is_down(
+    own_server: RedisServer,
+    backend_on: Callable[[int], RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    import httpx
+
+    from apytheus import make_asgi_app
+
+    backend_on(own_server.port)
+    Load(registry).record(1)
+    own_server.kill()
+    transport = httpx.ASGITransport(app=make_asgi_app(registry))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 503
+    assert "cannot read metrics from Redis" in response.text
