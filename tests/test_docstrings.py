@@ -14,6 +14,7 @@ MODULES = [
     "apytheus.backends",
     "apytheus.exposition",
     "apytheus.metrics",
+    "apytheus.middleware",
     "apytheus.registry",
 ]
 

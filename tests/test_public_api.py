@@ -56,6 +56,7 @@ CONTRACT = {
         "SingleProcessBackend",
         "MetricSpec",
     ],
+    "apytheus.middleware": ["MetricsMiddleware", "PytheusMiddlewareASGI"],
     "apytheus.exceptions": [
         "PytheusException",
         "UnobservableMetricException",

@@ -1,0 +1,218 @@
+"""MetricsMiddleware: request metrics for any ASGI app, labeled by route template.
+
+Records ``http_request_duration_seconds``, ``http_request_size_bytes`` and
+``http_response_size_bytes`` (histograms with labels ``method``, ``route``,
+``status_code``) and ``http_requests_in_progress`` (a ``livesum`` gauge by
+``method``). ``route`` is the route template (``/items/{item_id}``), never the
+raw path, so a scanner cannot multiply the series.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from typing import Any
+
+from ._instrument import clock
+from ._lifespan import lifespan
+from .metrics import Gauge, Histogram
+from .registry import REGISTRY, Registry
+
+__all__ = ["MetricsMiddleware", "PytheusMiddlewareASGI", "UNMATCHED_ROUTE"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+UNMATCHED_ROUTE = "<unmatched>"
+"""The ``route`` of every request that matched no route (404s, scanners)."""
+
+SIZE_BUCKETS = (10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
+"""Buckets of the size histograms, in bytes (pytheus' middleware buckets)."""
+
+LABELS = ("method", "route", "status_code")
+
+
+class _Metrics:
+    """The middleware's metrics in one registry (shared by middlewares of that registry)."""
+
+    def __init__(self, registry: Registry | None, buckets: Sequence[float], extra: Sequence[str]):
+        names = [*LABELS, *extra]
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, until the last byte of the response.",
+            names,
+            registry=registry,
+            buckets=buckets,
+        )
+        self.request_size = Histogram(
+            "http_request_size_bytes",
+            "Size of HTTP request bodies.",
+            names,
+            registry=registry,
+            buckets=SIZE_BUCKETS,
+        )
+        self.response_size = Histogram(
+            "http_response_size_bytes",
+            "Size of HTTP response bodies.",
+            names,
+            registry=registry,
+            buckets=SIZE_BUCKETS,
+        )
+        self.in_progress = Gauge(
+            "http_requests_in_progress",
+            "HTTP requests being answered.",
+            ["method"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.extra = tuple(extra)
+
+
+_shared: weakref.WeakKeyDictionary[Any, _Metrics] = weakref.WeakKeyDictionary()
+
+# Any other method a client sends is labeled OTHER: the label set stays bounded.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware recording request metrics, labeled by route template.
+
+    Works with Starlette and FastAPI routers (the route template of the
+    innermost matched route, under any ``Mount``); requests that match no route
+    get ``route="<unmatched>"``. Streaming responses are timed to their last
+    byte; a request whose app raises is recorded with status 500 and the error
+    re-raised. Wrapping the top-level app also runs `apytheus.lifespan`, so the
+    Redis backend's flusher needs nothing more.
+
+    Args:
+        app: the ASGI app to wrap.
+        registry: where the metrics go (``None``: nowhere); middlewares on the
+            same registry share the metrics (the first one's options win).
+        buckets: upper bounds of the duration histogram, in seconds.
+        excluded_paths: regular expressions; a request whose path matches one
+            fully is not recorded (default: ``/metrics``).
+        group_status_codes: label ``2xx`` instead of ``200`` and so on.
+        extra_labels: a function of the ASGI scope returning more label values;
+            its keys must be given as ``extra_label_names``.
+        extra_label_names: the names of those labels.
+
+    Example:
+        >>> from starlette.applications import Starlette
+        >>> from apytheus import CollectorRegistry
+        >>> from apytheus.middleware import MetricsMiddleware
+        >>> app = Starlette()
+        >>> app.add_middleware(MetricsMiddleware, registry=CollectorRegistry())
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        registry: Registry | None = REGISTRY,
+        buckets: Sequence[float] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        excluded_paths: Iterable[str] = ("/metrics",),
+        group_status_codes: bool = False,
+        extra_labels: Callable[[Scope], Mapping[str, str]] | None = None,
+        extra_label_names: Sequence[str] = (),
+    ) -> None:
+        self.app = app
+        if bool(extra_labels) != bool(extra_label_names):
+            raise ValueError("give extra_labels and extra_label_names together")
+        self.metrics = _metrics_for(registry, buckets, tuple(extra_label_names))
+        self.excluded = [re.compile(p) for p in excluded_paths]
+        self.group_status_codes = group_status_codes
+        self.extra_labels = extra_labels
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        kind = scope["type"]
+        if kind == "lifespan":
+            async with lifespan():
+                await self.app(scope, receive, send)
+            return
+        if kind != "http" or any(p.fullmatch(scope.get("path", "")) for p in self.excluded):
+            await self.app(scope, receive, send)
+            return
+        await self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = self.metrics
+        method = scope.get("method", "GET")
+        if method not in METHODS:
+            method = "OTHER"
+        root_path = scope.get("root_path", "")
+        status = 500
+        received = 0
+        sent = 0
+        end: float | None = None
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status, sent, end
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    end = clock()
+            await send(message)
+
+        in_progress = metrics.in_progress.labels(method=method)
+        in_progress.inc()
+        start = clock()
+        try:
+            await self.app(scope, counting_receive, recording_send)
+        finally:
+            in_progress.dec()
+            duration = (end if end is not None else clock()) - start
+            code = f"{status // 100}xx" if self.group_status_codes else str(status)
+            values = [method, _route(scope, root_path), code]
+            if self.extra_labels is not None:
+                extra = self.extra_labels(scope)
+                values += [str(extra.get(n, "")) for n in metrics.extra]
+            metrics.duration.labels(*values).observe(max(duration, 0.0))
+            metrics.request_size.labels(*values).observe(received)
+            metrics.response_size.labels(*values).observe(sent)
+
+
+def _route(scope: Scope, root_path: str) -> str:
+    """The template of the route the router matched (Starlette/FastAPI), else unmatched."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return UNMATCHED_ROUTE
+    # A Mount adds its matched prefix to root_path before the inner router matches.
+    mounted = scope.get("root_path", "")
+    prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
+    return prefix + path
+
+
+def _metrics_for(
+    registry: Registry | None, buckets: Sequence[float], extra: tuple[str, ...]
+) -> _Metrics:
+    if registry is None:
+        return _Metrics(None, buckets, extra)
+    key = getattr(registry, "registry", registry)  # the proxy stands for its registry
+    found = _shared.get(key)
+    if found is None:
+        found = _shared[key] = _Metrics(registry, buckets, extra)
+    elif found.extra != extra:
+        raise ValueError(
+            f"this registry's request metrics already have extra labels {list(found.extra)}"
+        )
+    return found
+
+
+PytheusMiddlewareASGI = MetricsMiddleware
+"""pytheus' name for the middleware."""
