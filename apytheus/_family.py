@@ -13,7 +13,7 @@ from ._labels import (
     check_label_names,
     check_metric_name,
 )
-from .backends._current import follow
+from .backends._current import current, follow
 from .backends._protocol import Backend, MetricSpec, Series
 from .backends._series import HistogramSeries, InfoSeries, ScalarSeries
 
@@ -138,6 +138,9 @@ class Family:
                 self._backend = backend
                 for s in self._series.values():
                     backend.attach(self.spec, s)
+        latest = current()
+        if latest is not backend:  # switched meanwhile, before this family could follow
+            self.reattach(latest)
 
     def reattach(self, backend: Backend) -> int:
         """Move every series to ``backend`` (called on a backend switch)."""

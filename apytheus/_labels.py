@@ -49,6 +49,13 @@ def check_label_names(names: Iterable[object], reserved: Iterable[str] = ()) -> 
 def label_value(name: str, value: object) -> str:
     """Return a label value as a string (numbers are converted, None is refused)."""
     if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise LabelValidationException(
+                    f"label {name!r} has a value that is not valid Unicode (a lone surrogate)"
+                ) from None
         # a str subclass (a StrEnum member) counts by its text, as a plain str would
         return value if value.__class__ is str else str.__str__(value)
     if value is None:

@@ -413,6 +413,8 @@ class Gauge(_Metric):
                 default_labels,
                 registry,
                 mode=multiprocess_mode,
+                # these modes add a `worker` label on a shared backend
+                reserved=("worker",) if multiprocess_mode in ("all", "liveall") else (),
             ),
             registry,
         )

@@ -100,8 +100,8 @@ def test_a_batch_sent_twice_is_applied_once(
     with redis_backend._flush_lock:
         batch = buffer.take(time.time())
         assert batch is not None
-        store.write(batch, buffer.worker, time.time())
-        store.write(batch, buffer.worker, time.time())  # the "retry"
+        store.write(batch, [], buffer.worker, time.time())
+        store.write(batch, [], buffer.worker, time.time())  # the "retry"
         buffer.ack(batch)
     assert registry.get_sample_value("jobs_total") == 4.0
     assert registry.get_sample_value("lat_count") == 1.0
@@ -120,7 +120,7 @@ def test_key_prefixes_isolate_apps_sharing_a_redis(
         finally:
             backend.close()
             load_backend(InProcessBackend)
-        redis_server.client().delete(f"{{{prefix}:shared_name}}:v")
+        redis_server.client().delete(f"{{{prefix}|shared_name}}:v")
     assert values == [1.0, 10.0]
 
 
@@ -145,7 +145,7 @@ async def test_lifespan_flushes_periodically_and_on_exit(
     )
     assert isinstance(backend, RedisBackend)
     client = redis_server.client()
-    key = f"{{{key_prefix}:ticks}}:v"
+    key = f"{{{key_prefix}|ticks}}:v"
     try:
         backend._flusher.stop_thread()  # only the lifespan's task flushes here
         c = Counter("ticks", "Ticks", registry=registry)

@@ -40,7 +40,7 @@ def cluster_ok(node: RedisServer) -> bool:
 
 def node_holds_keys(node: RedisServer, prefix: str) -> bool:
     with node.client() as client:
-        return any(True for _ in client.scan_iter(match=f"*{{{prefix}:*", count=1000))
+        return any(True for _ in client.scan_iter(match=f"*{{{prefix}|*", count=1000))
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +109,8 @@ def test_a_retried_batch_is_applied_once_on_a_cluster(
     with cluster_backend._flush_lock:
         batch = buffer.take(time.time())
         assert batch is not None
-        store.write(batch, buffer.worker, time.time())
-        store.write(batch, buffer.worker, time.time())
+        store.write(batch, [], buffer.worker, time.time())
+        store.write(batch, [], buffer.worker, time.time())
         buffer.ack(batch)
     assert registry.get_sample_value("retried_total") == 6.0
 

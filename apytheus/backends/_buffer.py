@@ -1,19 +1,21 @@
 """BUFFER: turn per-thread cumulative cells into exactly-once batches (pure data, no I/O).
 
 Cells only grow, so the deltas since the last batch are ``total - sent``.
-Taking a batch moves ``sent`` forward at once; the batch then stays pending
-until the store acknowledges it, and is re-sent *unchanged* (same sequence
-number) until it is. A store that checks the sequence number atomically
-therefore applies every delta exactly once, however often the connection
-drops. Memory is bounded by the number of series: the cells, one ``sent``
-per series, and at most one pending batch.
+Taking a batch moves ``sent`` forward (all series at once, only when the whole
+batch was built); the batch then stays pending until the store acknowledges
+it, and is re-sent *unchanged* (same sequence number) until it is. A store that
+checks the sequence number atomically therefore applies every delta exactly
+once, however often the connection drops. Memory is bounded by the number of
+series: the cells, one ``sent`` per series, and at most one pending batch.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +24,8 @@ from .._labels import LabelSet
 from .._samples import floatstr
 from ._protocol import MetricSpec, Series
 from ._series import HistogramSeries, InfoSeries, ScalarSeries
+
+log = logging.getLogger("apytheus")
 
 SEP = "\t"  # between a series' field and its part (bucket, sum, worker): JSON never has a raw tab
 
@@ -38,7 +42,7 @@ def bucket_parts(bounds: tuple[float, ...]) -> list[str]:
 
 @dataclass
 class MetricOps:
-    """What one batch does to one metric's hashes."""
+    """What one batch does to one metric's hashes (metrics of one name share them)."""
 
     spec: MetricSpec
     incr: list[tuple[str, float]] = field(default_factory=list)  # HINCRBYFLOAT field delta
@@ -75,19 +79,21 @@ class DeltaBuffer:
 
     def __init__(self, worker: str) -> None:
         self.worker = worker
-        self.seq = 0
+        self.seq = _first_seq()
         self.pending: Batch | None = None
-        self._lock = threading.Lock()
+        # Reentrant: a gauge's set_function, called while a batch is built, may create series.
+        self._lock = threading.RLock()
         self._tracked: weakref.WeakKeyDictionary[MetricSpec, dict[LabelSet, _Entry]] = (
             weakref.WeakKeyDictionary()
         )
+        self._handed: dict[tuple[str, str], Any] = {}  # baselines from a predecessor
 
     def track(self, spec: MetricSpec, series: Series) -> None:
-        """Start sending ``series``; what it already holds is sent by the next batch."""
+        """Start sending ``series``; what the store does not have yet goes with the next batch."""
         with self._lock:
-            self._tracked.setdefault(spec, {})[series.labels] = _Entry(
-                series, series_field(series.labels)
-            )
+            field = series_field(series.labels)
+            entry = _Entry(series, field, self._handed.pop((spec.name, field), None))
+            self._tracked.setdefault(spec, {})[series.labels] = entry
 
     def untrack(self, spec: MetricSpec, labels: LabelSet | None) -> None:
         """Stop sending one series, or all of ``spec``."""
@@ -104,16 +110,46 @@ class DeltaBuffer:
         with self._lock:
             return sum(len(e) for e in self._tracked.values())
 
+    def handover(self) -> tuple[str, int, Batch | None, dict[tuple[str, str], Any]]:
+        """Everything a successor on the same store needs to go on exactly once."""
+        with self._lock:
+            sent = {
+                (spec.name, e.field): e.sent
+                for spec, entries in self._tracked.items()
+                for e in entries.values()
+                if e.sent is not None
+            }
+            return self.worker, self.seq, self.pending, sent
+
+    def adopt(self, state: tuple[str, int, Batch | None, dict[tuple[str, str], Any]]) -> None:
+        """Continue a predecessor's worker: its pending batch and what it had sent."""
+        with self._lock:
+            self.worker, self.seq, self.pending, self._handed = state
+
     def take(self, now: float) -> Batch | None:
         """The batch to send: the pending one, else a new one (None when nothing changed)."""
         with self._lock:
             if self.pending is not None:
                 return self.pending
-            ops = [o for spec, entries in self._tracked.items() if (o := self._ops(spec, entries))]
-            if not ops:
+            by_name: dict[str, MetricOps] = {}
+            commits: list[tuple[_Entry, Any]] = []
+            for spec, entries in list(self._tracked.items()):
+                # Metrics of one name (two registries, say) share keys: one script call each.
+                ops = by_name.setdefault(spec.name, MetricOps(spec))
+                for entry in list(entries.values()):
+                    try:
+                        self._add_ops(ops, spec, entry, commits)
+                    except Exception:  # noqa: PERF203 - a set_function that raises: skip it, send the rest
+                        log.exception(
+                            "apytheus: cannot read series %s of %s", entry.field, spec.name
+                        )
+            ops_list = [o for o in by_name.values() if o]
+            for entry, sent in commits:  # only now that the whole batch exists
+                entry.sent = sent
+            if not ops_list:
                 return None
             self.seq += 1
-            self.pending = Batch(self.seq, ops)
+            self.pending = Batch(self.seq, ops_list)
             return self.pending
 
     def ack(self, batch: Batch) -> None:
@@ -130,59 +166,63 @@ class DeltaBuffer:
         value set before the fork would be summed once per worker); info and
         enum keep their state, which is the same in every worker.
         """
-        with self._lock:
-            self.worker = worker
-            self.seq = 0
-            self.pending = None
-            for spec, entries in self._tracked.items():
-                for entry in entries.values():
-                    entry.sent = None
-                    series = entry.series
-                    if spec.kind in ("counter", "histogram", "summary"):
-                        entry.sent = _totals(series)
-                    elif spec.kind == "gauge" and isinstance(series, ScalarSeries):
-                        series.cells.clear()
-                        series.base = None
+        self._lock = threading.RLock()  # the parent's may have been held by another thread
+        self.worker = worker
+        self.seq = _first_seq()
+        self.pending = None
+        for spec, entries in self._tracked.items():
+            for entry in entries.values():
+                entry.sent = None
+                series = entry.series
+                if spec.kind in ("counter", "histogram", "summary"):
+                    entry.sent = _totals(series)
+                elif spec.kind == "gauge" and isinstance(series, ScalarSeries):
+                    series.cells.clear()
+                    series.base = None
 
-    def _ops(self, spec: MetricSpec, entries: dict[LabelSet, _Entry]) -> MetricOps:
-        ops = MetricOps(spec)
+    def _add_ops(
+        self, ops: MetricOps, spec: MetricSpec, entry: _Entry, commits: list[tuple[_Entry, Any]]
+    ) -> None:
         kind = spec.kind
-        for entry in list(entries.values()):
-            series = entry.series
-            new = entry.sent is None
-            if kind == "counter":
-                total = _totals(series)
-                delta = total - (entry.sent or 0.0)
-                if delta or new:
-                    _add_delta(ops, entry.field, delta)
-                entry.sent = total
-            elif kind in ("histogram", "summary"):
-                assert isinstance(series, HistogramSeries)
-                totals = _totals(series)
-                before = entry.sent or [0.0] * len(totals)
-                parts = bucket_parts(spec.bounds)
-                for i, (now_v, was) in enumerate(zip(totals, before, strict=True)):
-                    if now_v != was or (new and i == len(totals) - 2):
-                        _add_delta(ops, entry.field + SEP + parts[i], now_v - was)
-                entry.sent = totals
-            else:
-                value = _state(series)
-                if value != entry.sent:
-                    key = entry.field + SEP + self.worker
-                    ops.sets.append((key, value))
-                    if _touched(series):  # an untouched gauge never wins `mostrecent`
-                        ops.stamped.append(key)
-                    entry.sent = value
-            if new and kind in ("counter", "histogram", "summary"):
-                ops.created.append((entry.field, series.created))
-        return ops
+        series = entry.series
+        new = entry.sent is None
+        if kind == "counter":
+            total = _totals(series)
+            _delta(ops, entry.field, total, entry.sent or 0.0, new)
+            commits.append((entry, total))
+        elif kind in ("histogram", "summary"):
+            totals = _totals(series)
+            before = entry.sent or [0.0] * len(totals)
+            parts = bucket_parts(spec.bounds)
+            for i, (now_v, was) in enumerate(zip(totals, before, strict=True)):
+                # a new series writes its +Inf bucket, so that it exists with zeros
+                _delta(ops, entry.field + SEP + parts[i], now_v, was, new and i == len(totals) - 2)
+            commits.append((entry, totals))
+        else:
+            value = _state(series)
+            if value != entry.sent:
+                key = entry.field + SEP + self.worker
+                ops.sets.append((key, value))
+                if _touched(series):  # an untouched gauge never wins `mostrecent`
+                    ops.stamped.append(key)
+                commits.append((entry, value))
+        if new and kind in ("counter", "histogram", "summary"):
+            ops.created.append((entry.field, series.created))
 
 
-def _add_delta(ops: MetricOps, key: str, delta: float) -> None:
-    if math.isfinite(delta):
-        ops.incr.append((key, delta))
-    else:  # HINCRBYFLOAT refuses infinities: the total becomes +Inf/-Inf/NaN for good
-        ops.sets.append((key, floatstr(delta)))
+def _first_seq() -> int:
+    """Batch numbers grow across a worker id's lifetimes (microseconds: exact in a double)."""
+    return int(time.time() * 1_000_000)
+
+
+def _delta(ops: MetricOps, key: str, now: float, was: float, force: bool) -> None:
+    if math.isfinite(now):
+        delta = now - was
+        if delta or force:
+            ops.incr.append((key, delta))
+    elif not (now == was or (now != now and was != was)):
+        # HINCRBYFLOAT refuses infinities: store the total itself (+Inf, -Inf or NaN)
+        ops.sets.append((key, floatstr(now)))
 
 
 def _totals(series: Series) -> Any:

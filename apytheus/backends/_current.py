@@ -39,10 +39,21 @@ def follow(follower: Follower) -> Backend:
 
 
 def switch(backend: Backend) -> None:
-    """Make ``backend`` the current one and move every existing series onto it."""
+    """Make ``backend`` the current one and move every existing series onto it.
+
+    The previous backend is handed to the new one's optional ``adopt(previous)``
+    (which continues it, or closes it), else closed with its optional ``close()``.
+    """
     global _backend
     with _lock:
         previous, _backend = _backend, backend
+        if previous is not backend:
+            adopt = getattr(backend, "adopt", None)
+            close = getattr(previous, "close", None)
+            if callable(adopt):
+                adopt(previous)
+            elif callable(close):
+                close()
         moved = sum(f.reattach(backend) for f in list(_followers))
     if moved and previous is not backend:
         log.warning(

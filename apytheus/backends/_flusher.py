@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Callable
 
 import anyio
 import anyio.to_thread
+
+log = logging.getLogger("apytheus")
 
 
 class Flusher:
@@ -29,16 +32,22 @@ class Flusher:
         self.tasks = 0  # async flusher tasks running now
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._thread_lock = threading.Lock()
 
     def delay(self) -> float:
         """Seconds until the next flush."""
         if not self.failures:
             return self.interval
-        backoff = min(self.interval * 2.0**self.failures, self.max_backoff)
+        backoff = min(self.interval * 2.0 ** min(self.failures, 30), self.max_backoff)
         return backoff * random.uniform(0.5, 1.0)
 
     def _once(self) -> None:
-        self.failures = 0 if self.flush_once() else self.failures + 1
+        try:
+            ok = self.flush_once()
+        except Exception:  # never let the flusher die (or take the app's task group down)
+            log.exception("apytheus: flush raised")
+            ok = False
+        self.failures = 0 if ok else self.failures + 1
 
     async def run(self) -> None:
         """Flush forever (until cancelled); the I/O runs in a worker thread."""
@@ -52,15 +61,17 @@ class Flusher:
 
     def ensure_thread(self) -> None:
         """Start the fallback thread (for programs without a lifespan) if not running."""
-        thread = self._thread
-        if thread is not None and thread.is_alive():
-            return
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="apytheus-flusher", daemon=True)
-        self._thread.start()
+        with self._thread_lock:
+            thread = self._thread
+            if thread is not None and thread.is_alive():
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._loop, args=(self._stop,), name="apytheus-flusher", daemon=True
+            )
+            self._thread.start()
 
-    def _loop(self) -> None:
-        stop = self._stop
+    def _loop(self, stop: threading.Event) -> None:
         while not stop.wait(self.delay()):
             if not self.tasks:
                 self._once()
@@ -77,4 +88,6 @@ class Flusher:
         """After fork: the parent's thread does not exist in the child."""
         self._thread = None
         self._stop = threading.Event()
+        self._thread_lock = threading.Lock()
         self.tasks = 0
+        self.failures = 0

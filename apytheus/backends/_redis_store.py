@@ -1,14 +1,16 @@
 """STORE: the Redis layout, the exactly-once flush script, one-round-trip reads.
 
-Keys carry a hash tag per metric (``{prefix:name}:v``), so everything a flush
-script touches lives in one Redis Cluster slot:
+Keys carry a hash tag per metric (``{prefix|name}:v``), so everything a flush
+script touches lives in one Redis Cluster slot (``|`` is in no metric name, so
+prefixes and names cannot run into each other):
 
-* ``{p:m}:v``   values. Counter / histogram fields hold totals over all
+* ``{p|m}:v``   values. Counter / histogram fields hold totals over all
   workers (``HINCRBYFLOAT``); gauge, info and enum fields are per worker.
-* ``{p:m}:seq`` the last batch sequence number applied, per worker.
-* ``{p:m}:c``   creation time per series (``HSETNX``), for OpenMetrics.
-* ``{p:m}:t``   time of the last write per gauge field (``mostrecent``).
-* ``{p}:workers`` a sorted set of worker heartbeats (score: Unix time).
+* ``{p|m}:seq`` the last batch sequence number applied, per worker.
+* ``{p|m}:c``   creation time per series (``HSETNX``), for OpenMetrics.
+* ``{p|m}:t``   time of the last write per gauge field (``mostrecent``).
+* ``{p}:workers`` a sorted set of workers; the score is when each one's
+  heartbeat expires, as the worker itself set it.
 
 Nothing is ever scanned (no ``KEYS``/``SCAN``): a read is one ``HGETALL`` per
 metric, all pipelined.
@@ -18,78 +20,147 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 import redis.exceptions
 
 from .._labels import LabelSet
-from ._buffer import SEP, Batch, bucket_parts
+from ._buffer import SEP, Batch, bucket_parts, series_field
 from ._protocol import MetricSpec, Series
 from ._series import HistogramSeries, InfoSeries, ScalarSeries
 
 # KEYS: seq, values, created, times. ARGV: worker, seq, now, #incr, #set, #stamped,
-# #created, then the fields. Applied only if this worker's last applied batch is older,
-# and the new number is stored in the same script: a retry after a lost reply is a no-op.
+# #created, then the fields. Applied only if this worker's last applied batch is older.
+# The number is stored first: a script that fails half-way (a key of another type) is
+# never applied twice. An increment that overflows a float stores an infinity.
 FLUSH_SCRIPT = """
 local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if last >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local i = 8
 for _ = 1, tonumber(ARGV[4]) do
-  redis.pcall('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])  -- fails only on an infinite total
+  local r = redis.pcall('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
+  if type(r) == 'table' and r.err then
+    redis.call('HSET', KEYS[2], ARGV[i], tonumber(ARGV[i + 1]) < 0 and '-inf' or 'inf')
+  end
   i = i + 2
 end
 for _ = 1, tonumber(ARGV[5]) do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 for _ = 1, tonumber(ARGV[6]) do redis.call('HSET', KEYS[4], ARGV[i], ARGV[3]); i = i + 1 end
 for _ = 1, tonumber(ARGV[7]) do redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 FLUSH_SHA = hashlib.sha1(FLUSH_SCRIPT.encode()).hexdigest()
 
+# KEYS: values, created, times. ARGV: series fields. Deletes each series' fields, whatever
+# follows the series (bucket, sum, or any worker, dead ones included).
+DELETE_SCRIPT = """
+for _, key in ipairs(KEYS) do
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    for _, base in ipairs(ARGV) do
+      if f == base or string.sub(f, 1, #base + 1) == base .. '\\t' then
+        redis.call('HDEL', key, f)
+        break
+      end
+    end
+  end
+end
+return 1
+"""
+DELETE_SHA = hashlib.sha1(DELETE_SCRIPT.encode()).hexdigest()
+
+log = logging.getLogger("apytheus")
+
 _LIVE = {"livesum", "livemax", "livemin", "livemostrecent", "liveall"}
+_TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
+)
 
 
 class RedisStore:
-    """Reads and writes metric data for one key prefix (blocking calls: run them in a thread)."""
+    """Reads and writes metric data for one key prefix (blocking calls: run them in a thread).
 
-    def __init__(self, client: Any, key_prefix: str, heartbeat_ttl: float) -> None:
-        self.client = client
+    The client is created on first use, so creating a store does no I/O (a
+    cluster client connects when it is made).
+    """
+
+    def __init__(self, make_client: Callable[[], Any], key_prefix: str, heartbeat_ttl: float):
+        self._make_client = make_client
+        self._client: Any = None
+        self._client_lock = threading.Lock()
         self.key_prefix = key_prefix
         self.heartbeat_ttl = heartbeat_ttl
         self.workers_key = f"{{{key_prefix}}}:workers"
-        # field -> LabelSet per metric, so repeated scrapes parse each series once
+        # field -> LabelSet per metric, rebuilt by every read (so it never outgrows Redis)
         self._labels: weakref.WeakKeyDictionary[MetricSpec, dict[str, LabelSet | None]] = (
             weakref.WeakKeyDictionary()
         )
 
-    def keys(self, spec: MetricSpec) -> tuple[str, str, str, str]:
-        """The seq, values, created and times keys of a metric."""
-        tag = f"{{{self.key_prefix}:{spec.name}}}"
-        return f"{tag}:seq", f"{tag}:v", f"{tag}:c", f"{tag}:t"
+    @property
+    def client(self) -> Any:
+        """The redis-py client (made on first use)."""
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._make_client()
+                client = self._client
+        return client
+
+    def reset(self) -> None:
+        """Forget the client without closing it (after fork: it is the parent's)."""
+        self._client = None
+        self._client_lock = threading.Lock()
 
     def close(self) -> None:
         """Close every connection (a cluster client's per-node pools too)."""
-        client = self.client
+        client, self._client = self._client, None
+        if client is None:
+            return
         for node in client.get_nodes() if hasattr(client, "get_nodes") else ():
             if node.redis_connection is not None:  # RedisCluster.close() leaves these open
                 node.redis_connection.connection_pool.disconnect()
         client.close()
 
+    def keys(self, spec: MetricSpec) -> tuple[str, str, str, str]:
+        """The seq, values, created and times keys of a metric."""
+        tag = f"{{{self.key_prefix}|{spec.name}}}"
+        return f"{tag}:seq", f"{tag}:v", f"{tag}:c", f"{tag}:t"
+
     # -- write --------------------------------------------------------------
-    def write(self, batch: Batch | None, worker: str, now: float) -> None:
-        """Apply ``batch`` (if any) and refresh this worker's heartbeat, in one round trip.
+    def write(
+        self,
+        batch: Batch | None,
+        deletes: Sequence[tuple[MetricSpec, LabelSet]],
+        worker: str,
+        now: float,
+    ) -> list[str]:
+        """Apply ``batch``, then ``deletes``, and refresh the heartbeat, in one round trip.
+
+        Returns:
+            The names of metrics whose update Redis refused (a key of another type,
+            say): they are dropped, not retried; the rest of the batch is applied.
 
         Raises:
-            redis.exceptions.RedisError: the store is unreachable or refused the batch;
-                re-sending the same batch later is safe.
+            redis.exceptions.RedisError: Redis is unreachable or busy; re-sending the
+                same batch later is safe.
         """
         ops_list = batch.ops if batch is not None else []
         seq = batch.seq if batch is not None else 0
+        client = self.client
         for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
+            pipe = client.pipeline(transaction=False)
             for ops in ops_list:
                 args: list[Any] = [worker, seq, repr(now)]
                 args += [len(ops.incr), len(ops.sets), len(ops.stamped), len(ops.created)]
@@ -102,42 +173,27 @@ class RedisStore:
                     args += (f, repr(t))
                 # a cluster pipeline routes EVALSHA by its keys, but refuses .evalsha()
                 pipe.execute_command("EVALSHA", FLUSH_SHA, 4, *self.keys(ops.spec), *args)
-            pipe.zadd(self.workers_key, {worker: now})
+            for spec, labels in deletes:
+                _, values, created, times = self.keys(spec)
+                field = series_field(labels)
+                pipe.execute_command("EVALSHA", DELETE_SHA, 3, values, created, times, field)
+            pipe.zadd(self.workers_key, {worker: now + self.heartbeat_ttl})
             results = pipe.execute(raise_on_error=False)
             errors = [r for r in results if isinstance(r, Exception)]
             if not errors:
-                return
-            if attempt == 1 and all(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
-                self.client.script_load(FLUSH_SCRIPT)  # Redis restarted: load, send again
+                return []
+            transient = [e for e in errors if isinstance(e, _TRANSIENT)]
+            if transient:
+                raise transient[0]
+            if attempt == 1 and any(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
+                client.script_load(FLUSH_SCRIPT)  # Redis restarted (or scripts flushed):
+                client.script_load(DELETE_SCRIPT)  # load them and send the same again
                 continue
-            raise errors[0]
-
-    def delete(self, spec: MetricSpec, labels: LabelSet | None, workers: Sequence[str]) -> None:
-        """Delete one series (every worker's fields of it) or a whole metric."""
-        from ._buffer import series_field
-
-        _, values, created, times = self.keys(spec)
-        if labels is None:
-            self.client.delete(values, created, times)
-            return
-        base = series_field(labels)
-        if spec.kind in ("counter", "histogram", "summary"):
-            parts = bucket_parts(spec.bounds) if spec.kind != "counter" else []
-            fields = [base] + [base + SEP + p for p in parts]
-        else:
-            fields = [base + SEP + w for w in workers]
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hdel(values, *fields)
-        pipe.hdel(created, base)
-        pipe.hdel(times, *fields)
-        pipe.execute()
+            # the ops come first in the pipeline; a failed delete is not retried either
+            return [o.spec.name for o, r in zip(ops_list, results) if isinstance(r, Exception)]  # noqa: B905 - results is longer
+        return []
 
     # -- read ---------------------------------------------------------------
-    def live_workers(self, now: float) -> list[str]:
-        """Workers whose heartbeat is younger than the TTL."""
-        found = self.client.zrangebyscore(self.workers_key, now - self.heartbeat_ttl, "+inf")
-        return [w.decode() for w in found]
-
     def read(self, specs: Sequence[MetricSpec], now: float) -> dict[MetricSpec, list[Series]]:
         """Every series of ``specs``, merged over workers, in one round trip."""
         pipe = self.client.pipeline(transaction=False)
@@ -145,56 +201,81 @@ class RedisStore:
             _, values, created, times = self.keys(spec)
             pipe.hgetall(values)
             pipe.hgetall(created if spec.kind in ("counter", "histogram", "summary") else times)
-        pipe.zrangebyscore(self.workers_key, now - self.heartbeat_ttl, "+inf")
-        results = pipe.execute()
+        pipe.zrangebyscore(self.workers_key, now, "+inf")
+        results = pipe.execute(raise_on_error=False)
+        transient = [r for r in results if isinstance(r, _TRANSIENT)]
+        if transient:
+            raise transient[0]
+        if isinstance(results[-1], Exception):
+            raise results[-1]
         live = {w.decode() for w in results[-1]}
         out: dict[MetricSpec, list[Series]] = {}
         for i, spec in enumerate(specs):
             values, extra = results[2 * i], results[2 * i + 1]
-            out[spec] = self._merge(spec, values, extra, live)
+            if isinstance(values, Exception) or isinstance(extra, Exception):
+                # one metric's keys are unreadable (another type): leave it out, serve the rest
+                log.error("apytheus: cannot read %s from Redis: %s", spec.name, values or extra)
+                out[spec] = []
+                continue
+            known = self._labels.get(spec, {})
+            fresh: dict[str, LabelSet | None] = {}
+            out[spec] = _Merge(spec, known, fresh).merge(values, extra, live)
+            self._labels[spec] = fresh
         return out
 
-    def _labelset(self, spec: MetricSpec, field: str) -> LabelSet | None:
+
+class _Merge:
+    """Turns one metric's hashes into series (fields -> labels via a per-read cache)."""
+
+    def __init__(
+        self,
+        spec: MetricSpec,
+        known: dict[str, LabelSet | None],
+        fresh: dict[str, LabelSet | None],
+    ) -> None:
+        self.spec = spec
+        self.known = known
+        self.fresh = fresh
+
+    def labels(self, field: str) -> LabelSet | None:
         """The labels a field names, or None if they do not fit this metric's label names.
 
         They do not fit when another metric of the same name but other labels
         (another registry, an older deployment) writes under the same key prefix.
         """
-        cache = self._labels.setdefault(spec, {})
-        if field in cache:
-            return cache[field]
+        if field in self.fresh:
+            return self.fresh[field]
+        found = self.known[field] if field in self.known else self._parse(field)
+        self.fresh[field] = found
+        return found
+
+    def _parse(self, field: str) -> LabelSet | None:
         try:
             values = json.loads(field)
         except ValueError:
-            values = None
-        ok = isinstance(values, list) and len(values) == len(spec.label_names)
-        found = LabelSet(tuple(zip(spec.label_names, values, strict=True))) if ok else None
-        if len(cache) < 1_000_000:
-            cache[field] = found
-        return found
+            return None
+        names = self.spec.label_names
+        if not isinstance(values, list) or len(values) != len(names):
+            return None
+        return LabelSet(tuple(zip(names, map(str, values), strict=True)))
 
-    def _merge(
-        self,
-        spec: MetricSpec,
-        values: dict[bytes, bytes],
-        extra: dict[bytes, bytes],
-        live: set[str],
+    def merge(
+        self, values: dict[bytes, bytes], extra: dict[bytes, bytes], live: set[str]
     ) -> list[Series]:
-        kind = spec.kind
+        kind = self.spec.kind
         if kind == "counter":
             out: list[Series] = []
             for f, v in values.items():
-                labels = self._labelset(spec, f.decode())
+                labels = self.labels(f.decode())
                 if labels is not None:
                     out.append(_scalar(labels, float(v), _created(extra, f)))
             return out
         if kind in ("histogram", "summary"):
-            return self._merge_histograms(spec, values, extra)
-        return self._merge_gauges(spec, values, extra, live)
+            return self._histograms(values, extra)
+        return self._gauges(values, extra, live)
 
-    def _merge_histograms(
-        self, spec: MetricSpec, values: dict[bytes, bytes], created: dict[bytes, bytes]
-    ) -> list[Series]:
+    def _histograms(self, values: dict[bytes, bytes], created: dict[bytes, bytes]) -> list[Series]:
+        spec = self.spec
         index = {p: i for i, p in enumerate(bucket_parts(spec.bounds))}
         cells: dict[str, list[float]] = {}
         width = len(index)
@@ -206,7 +287,7 @@ class RedisStore:
             cells.setdefault(field, [0.0] * width)[i] = float(v)
         out: list[Series] = []
         for field, cell in cells.items():
-            labels = self._labelset(spec, field)
+            labels = self.labels(field)
             if labels is None:
                 continue
             series = HistogramSeries(labels, spec.bounds)
@@ -215,49 +296,43 @@ class RedisStore:
             out.append(series)
         return out
 
-    def _merge_gauges(
-        self,
-        spec: MetricSpec,
-        values: dict[bytes, bytes],
-        times: dict[bytes, bytes],
-        live: set[str],
+    def _gauges(
+        self, values: dict[bytes, bytes], times: dict[bytes, bytes], live: set[str]
     ) -> list[Series]:
+        spec = self.spec
         mode = spec.mode if spec.kind == "gauge" else "mostrecent"
         by_series: dict[str, list[tuple[str, bytes, float]]] = {}
         for f, v in values.items():
-            key = f.decode()
-            field, _, worker = key.rpartition(SEP)
+            field, _, worker = f.decode().rpartition(SEP)
             if mode in _LIVE and worker not in live:
                 continue
-            stamp = float(times.get(f, b"0"))
-            by_series.setdefault(field, []).append((worker, v, stamp))
+            by_series.setdefault(field, []).append((worker, v, float(times.get(f, b"0"))))
         out: list[Series] = []
         for field, entries in by_series.items():
-            labels = self._labelset(spec, field)
+            labels = self.labels(field)
             if labels is None:
                 continue
             if spec.kind == "info":
-                newest = max(entries, key=lambda e: e[2])
                 info = InfoSeries(labels)
-                info.info = tuple(json.loads(newest[1]).items())
+                info.info = tuple(json.loads(max(entries, key=lambda e: e[2])[1]).items())
                 out.append(info)
-                continue
-            if mode in ("all", "liveall"):
+            elif mode in ("all", "liveall"):
                 for worker, v, _ in sorted(entries):
-                    worker_labels = LabelSet(labels.pairs + (("worker", worker),))
-                    out.append(_scalar(worker_labels, float(v), 0.0))
-                continue
-            numbers = [float(v) for _, v, _ in entries]
-            if mode in ("max", "livemax"):
-                value = max(numbers)
-            elif mode in ("min", "livemin"):
-                value = min(numbers)
-            elif mode in ("mostrecent", "livemostrecent"):
-                value = float(max(entries, key=lambda e: e[2])[1])
+                    out.append(_scalar(LabelSet((*labels.pairs, ("worker", worker))), float(v), 0))
             else:
-                value = sum(numbers)
-            out.append(_scalar(labels, value, 0.0))
+                out.append(_scalar(labels, _combine(mode, entries), 0.0))
         return out
+
+
+def _combine(mode: str, entries: list[tuple[str, bytes, float]]) -> float:
+    if mode in ("mostrecent", "livemostrecent"):
+        return float(max(entries, key=lambda e: e[2])[1])
+    numbers = [float(v) for _, v, _ in entries]
+    if mode in ("max", "livemax"):
+        return max(numbers)
+    if mode in ("min", "livemin"):
+        return min(numbers)
+    return sum(numbers)
 
 
 def _scalar(labels: LabelSet, value: float, created: float) -> ScalarSeries:
@@ -272,17 +347,20 @@ def _created(created: dict[bytes, bytes], field: bytes) -> float:
     return float(raw) if raw is not None else 0.0
 
 
-def make_client(config: dict[str, Any]) -> Any:
-    """A redis-py sync client (or cluster client) from the backend config."""
-    cluster = bool(config.pop("cluster", False))
-    url = config.pop("url", None)
-    options: dict[str, Any] = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0, **config}
+def client_factory(config: dict[str, Any]) -> Callable[[], Any]:
+    """A function making a redis-py sync client (or cluster client) from the config."""
+    options = dict(config)
+    cluster = bool(options.pop("cluster", False))
+    url = options.pop("url", None)
+    options = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0, **options}
     if cluster:
         from redis.cluster import RedisCluster
 
         if url:
-            return RedisCluster.from_url(url, **options)
-        return RedisCluster(**options)
+            return lambda: RedisCluster.from_url(url, **options)
+        return lambda: RedisCluster(**options)
     if url:
-        return redis.Redis.from_url(url, **options)
-    return redis.Redis(**options)
+        redis.Redis.from_url(url, **options)  # checks the options now (no I/O), not at first use
+        return lambda: redis.Redis.from_url(url, **options)
+    redis.Redis(**options)
+    return lambda: redis.Redis(**options)

@@ -27,10 +27,10 @@ import anyio.to_thread
 from .._labels import LabelSet
 from .._samples import MetricFamily, Sample
 from ..exceptions import BackendUnavailable
-from ._buffer import DeltaBuffer
+from ._buffer import Batch, DeltaBuffer
 from ._flusher import Flusher
 from ._protocol import MetricSpec, Series
-from ._redis_store import RedisStore, make_client
+from ._redis_store import RedisStore, client_factory
 
 __all__ = ["MultiProcessRedisBackend", "RedisBackend"]
 
@@ -40,7 +40,8 @@ _backends: weakref.WeakSet[RedisBackend] = weakref.WeakSet()
 
 
 def _worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{token_hex(2)}"
+    # hostname and pid repeat across container restarts: 48 random bits keep ids apart
+    return f"{socket.gethostname()}:{os.getpid()}:{token_hex(6)}"
 
 
 class RedisBackend:
@@ -79,17 +80,25 @@ class RedisBackend:
         self.heartbeat_ttl = float(options.pop("heartbeat_ttl", default_ttl))
         if not self.heartbeat_ttl > self.flush_interval:
             raise ValueError("heartbeat_ttl must be longer than flush_interval")
-        self._client_options = options
-        self._store = RedisStore(make_client(dict(options)), self.key_prefix, self.heartbeat_ttl)
+        if "|" in self.key_prefix:
+            raise ValueError("key_prefix must not contain '|' (it separates prefix and name)")
+        self._identity = (self.key_prefix, repr(sorted(options.items())))
+        self._store = RedisStore(client_factory(options), self.key_prefix, self.heartbeat_ttl)
         self._buffer = DeltaBuffer(_worker_id())
         self._flusher = Flusher(self.flush_sync, self.flush_interval)
         self._flush_lock = threading.Lock()
-        self._deletes: list[tuple[MetricSpec, LabelSet | None]] = []
+        # removals wait here for the next flush; their own lock, never held across I/O
+        self._deletes_lock = threading.Lock()
+        self._deletes: dict[tuple[MetricSpec, LabelSet], None] = {}
         self._closed = False
+        self._reset_health()
+        _backends.add(self)
+
+    def _reset_health(self) -> None:
         self.flush_errors = 0
+        self.dropped_updates = 0
         self.last_flush = 0.0
         self._last_logged = 0.0
-        _backends.add(self)
 
     @property
     def worker(self) -> str:
@@ -104,10 +113,12 @@ class RedisBackend:
             self._flusher.ensure_thread()
 
     def detach(self, metric: MetricSpec, labels: LabelSet | None) -> None:
-        """Forget a series here; the next flush deletes it in Redis too."""
+        """Forget a series here; the next flush deletes it in Redis too (every worker's)."""
+        if labels is None:
+            return  # a whole metric is forgotten only here: other workers may still use it
         self._buffer.untrack(metric, labels)
-        with self._flush_lock:
-            self._deletes.append((metric, labels))
+        with self._deletes_lock:
+            self._deletes[(metric, labels)] = None
 
     def collect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
         """Flush this worker's buffer, then read every worker's series (blocking).
@@ -115,7 +126,8 @@ class RedisBackend:
         Raises:
             BackendUnavailable: Redis cannot be reached.
         """
-        self.flush_sync()
+        if not self._flusher.failures:  # after a failed flush, do not wait for another
+            self.flush_sync()
         try:
             return self._store.read(metrics, time.time())
         except Exception as exc:
@@ -135,17 +147,27 @@ class RedisBackend:
 
     # -- flushing --------------------------------------------------------------
     def flush_sync(self) -> bool:
-        """Flush now (blocking). Returns False if Redis could not be reached (data kept)."""
+        """Flush now (blocking). Returns False if Redis could not be reached (data kept).
+
+        Order: a pending (retried) batch, then removals (so the older batch cannot
+        bring a removed series back), then what was recorded meanwhile.
+        """
         with self._flush_lock:
             now = time.time()
+            with self._deletes_lock:
+                deletes = list(self._deletes)
             try:
-                while self._deletes:
-                    spec, labels = self._deletes[0]
-                    self._store.delete(spec, labels, self._store.live_workers(now) + [self.worker])
-                    self._deletes.pop(0)
-                for _ in range(2):  # a pending (retried) batch, then what came meanwhile
+                # a retried batch first, then (same flush) what was recorded meanwhile
+                for _ in range(2 if self._buffer.pending is not None else 1):
                     batch = self._buffer.take(now)
-                    self._store.write(batch, self._buffer.worker, now)
+                    refused = self._store.write(batch, deletes, self._buffer.worker, now)
+                    if deletes:
+                        with self._deletes_lock:
+                            for d in deletes:
+                                self._deletes.pop(d, None)
+                        deletes = []
+                    if refused:
+                        self._refused(refused, batch)
                     if batch is None:
                         break
                     self._buffer.ack(batch)
@@ -162,6 +184,22 @@ class RedisBackend:
                 return False
             self.last_flush = now
             return True
+
+    def _refused(self, names: list[str], batch: Batch | None) -> None:
+        """Redis refused some metrics' updates (not an outage): drop them, say so."""
+        dropped = (
+            sum(len(o.incr) + len(o.sets) for o in batch.ops if o.spec.name in names)
+            if batch
+            else 0
+        )
+        self.dropped_updates += dropped
+        log.error(
+            "apytheus: Redis refused the updates of %s (a key of another type under "
+            "key_prefix %r?); %d updates dropped",
+            sorted(set(names)),
+            self.key_prefix,
+            dropped,
+        )
 
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
@@ -192,14 +230,33 @@ class RedisBackend:
 
     # -- process lifecycle -----------------------------------------------------
     def _after_fork(self) -> None:
-        """In a forked child: new worker id, lock, connection and flusher; no parent deltas."""
+        """In a forked child: new worker id, locks, connection and flusher; no parent deltas."""
         self._flush_lock = threading.Lock()
+        self._deletes_lock = threading.Lock()
+        self._deletes = {}
+        self._reset_health()
         self._buffer.rebase(_worker_id())
-        self._store.client = make_client(dict(self._client_options))
+        self._store.reset()
         self._flusher.forget_thread()
-        self._deletes = []
         if self._buffer.size() and not self._closed:
             self._flusher.ensure_thread()
+
+    def adopt(self, previous: object) -> None:
+        """Take over from the backend this one replaces (called by `load_backend`).
+
+        On the same store (same connection and key prefix) this one continues the
+        previous worker: its id, its unacknowledged batch and what it had sent, so
+        nothing is sent twice or lost. The previous backend is closed either way.
+        """
+        if isinstance(previous, RedisBackend) and previous._identity == self._identity:
+            with previous._flush_lock:
+                previous._flusher.stop_thread()
+                self._buffer.adopt(previous._buffer.handover())
+            previous.close(flush=False)
+        else:
+            close = getattr(previous, "close", None)
+            if callable(close):
+                close()
 
     # -- health ----------------------------------------------------------------
     def health_families(self) -> list[MetricFamily]:
@@ -217,6 +274,12 @@ class RedisBackend:
                 "counter",
                 "Flushes to Redis that failed (their deltas stayed buffered).",
                 float(self.flush_errors),
+            ),
+            family(
+                "apytheus_redis_dropped_updates",
+                "counter",
+                "Updates Redis refused (not an outage: a key of another type, say).",
+                float(self.dropped_updates),
             ),
             family(
                 "apytheus_redis_buffered_fields",

@@ -1,0 +1,309 @@
+"""Edge cases of the Redis backend found in review, each against a real redis-server."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from conftest import wait_for
+from redis_server import RedisServer
+
+from apytheus import CollectorRegistry, Counter, Gauge
+from apytheus.backends import InProcessBackend, get_backend, load_backend
+from apytheus.backends.redis import RedisBackend
+from apytheus.exceptions import LabelValidationException
+
+
+@pytest.fixture
+def own_server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
+    return redis_server_factory()
+
+
+@pytest.fixture
+def make_backend(key_prefix: str) -> Iterator[Callable[..., RedisBackend]]:
+    made: list[RedisBackend] = []
+
+    def make(server: RedisServer, **extra: object) -> RedisBackend:
+        gc.collect()
+        config = {
+            "url": server.url,
+            "key_prefix": key_prefix,
+            "flush_interval": 3600,
+            "socket_timeout": 1,
+            "socket_connect_timeout": 1,
+            **extra,
+        }
+        backend = load_backend(RedisBackend, config)
+        assert isinstance(backend, RedisBackend)
+        made.append(backend)
+        return backend
+
+    yield make
+    for b in made:
+        b.close(flush=False)
+    load_backend(InProcessBackend)
+
+
+def test_same_metric_name_in_two_registries_sends_both_deltas(
+    redis_server: RedisServer, make_backend: Callable[..., RedisBackend]
+) -> None:
+    backend = make_backend(redis_server)
+    a, b = CollectorRegistry(), CollectorRegistry()
+    Counter("jobs", "Jobs", registry=a).inc(1)
+    Counter("jobs", "Jobs", registry=b).inc(10)
+    assert backend.flush_sync()
+    assert a.get_sample_value("jobs_total") == 11.0  # one store: the same series
+
+
+def test_switching_to_a_backend_on_the_same_store_neither_loses_nor_doubles(
+    redis_server: RedisServer,
+    make_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    first = make_backend(redis_server)
+    c = Counter("jobs", "Jobs", registry=registry)
+    c.inc(5)
+    assert first.flush_sync()
+    c.inc(2)
+    first._buffer.take(0)  # a batch taken (pending) but not yet sent at the switch
+    second = make_backend(redis_server)
+    assert get_backend() is second and first._closed
+    c.inc(1)
+    assert second.flush_sync()
+    assert registry.get_sample_value("jobs_total") == 8.0
+
+
+def test_a_key_of_another_type_drops_only_that_metric_once(
+    redis_server: RedisServer,
+    make_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = make_backend(redis_server)
+    with redis_server.client() as client:
+        client.set(f"{{{key_prefix}|broken}}:c", "a string, not a hash")
+    broken = Counter("broken", "B", registry=registry)
+    fine = Counter("fine", "F", registry=registry)
+    broken.inc()
+    fine.inc(7)
+    with caplog.at_level(logging.ERROR, logger="apytheus"):
+        assert backend.flush_sync()
+    assert "refused the updates of ['broken']" in caplog.text
+    assert backend.dropped_updates == 1
+    fine.inc()
+    for _ in range(3):
+        assert backend.flush_sync()
+    with caplog.at_level(logging.CRITICAL, logger="apytheus"):
+        assert registry.get_sample_value("fine_total") == 8.0  # the broken one is left out
+    with redis_server.client() as client:  # applied at most once, never repeated
+        assert client.hget(f"{{{key_prefix}|broken}}:v", "[]") in (None, b"1")
+
+
+def test_a_label_value_that_is_not_unicode_is_refused_at_the_call_site(
+    registry: CollectorRegistry,
+) -> None:
+    c = Counter("files", "F", ["path"], registry=registry)
+    with pytest.raises(LabelValidationException, match="not valid Unicode"):
+        c.labels(path="/files/\udcff")
+
+
+def test_a_series_removed_during_an_outage_stays_removed(
+    own_server: RedisServer, make_backend: Callable[..., RedisBackend], registry: CollectorRegistry
+) -> None:
+    backend = make_backend(own_server)
+    c = Counter("jobs", "Jobs", ["k"], registry=registry)
+    c.labels(k="a").inc()
+    c.labels(k="b").inc()
+    assert backend.flush_sync()
+    c.labels(k="a").inc(2)
+    own_server.pause()
+    try:
+        assert not backend.flush_sync()  # the batch with a=+2 stays pending
+        c.remove(k="a")
+    finally:
+        own_server.resume()
+    assert backend.flush_sync()
+    assert registry.get_sample_value("jobs_total", {"k": "a"}) is None
+    assert registry.get_sample_value("jobs_total", {"k": "b"}) == 1.0
+
+
+def test_a_set_function_that_raises_does_not_lose_other_deltas(
+    redis_server: RedisServer,
+    make_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = make_backend(redis_server)
+    broken = [True]
+
+    def level() -> float:
+        if broken[0]:
+            raise RuntimeError("sensor offline")
+        return 3.0
+
+    Gauge("level", "L", registry=registry).set_function(level)
+    c = Counter("jobs", "Jobs", registry=registry)
+    c.inc(5)
+    with caplog.at_level(logging.CRITICAL, logger="apytheus"):
+        assert backend.flush_sync()
+        assert backend.flush_sync()
+    broken[0] = False
+    assert backend.flush_sync()
+    assert registry.get_sample_value("jobs_total") == 5.0
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_fork_while_another_thread_holds_the_buffer_lock_does_not_hang_the_child(
+    redis_server: RedisServer,
+    make_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    backend = make_backend(redis_server)
+    Counter("jobs", "Jobs", registry=registry).inc()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with backend._buffer._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            backend._buffer.take(0)  # would block forever on the parent's lock
+            code = 0
+        finally:
+            os._exit(code)
+    release.set()
+    holder.join()
+    wait_for(lambda: os.waitpid(pid, os.WNOHANG) != (0, 0), timeout=10, what="the child")
+
+
+def test_the_flusher_survives_a_very_long_outage_and_errors() -> None:
+    from apytheus.backends._flusher import Flusher
+
+    def boom() -> bool:
+        raise RuntimeError("unexpected")
+
+    flusher = Flusher(boom, interval=1.0)
+    flusher.failures = 5000  # days of failures
+    assert 0 < flusher.delay() <= 30
+    flusher._once()  # logs, never raises
+    assert flusher.failures == 5001
+
+
+def test_worker_ids_are_unique_and_batch_numbers_grow_across_lifetimes(
+    redis_server: RedisServer, make_backend: Callable[..., RedisBackend]
+) -> None:
+    first = make_backend(redis_server)
+    second = RedisBackend({"url": redis_server.url})
+    try:
+        assert first.worker != second.worker
+        assert len(first.worker.rsplit(":", 1)[1]) == 12
+        assert second._buffer.seq >= first._buffer.seq  # time-based start
+    finally:
+        second.close(flush=False)
+
+
+def test_removing_a_series_does_not_wait_for_a_hung_flush(
+    own_server: RedisServer, make_backend: Callable[..., RedisBackend], registry: CollectorRegistry
+) -> None:
+    backend = make_backend(own_server, socket_timeout=3)
+    c = Counter("jobs", "Jobs", ["k"], registry=registry)
+    c.labels(k="a").inc()
+    assert backend.flush_sync()
+    c.labels(k="b").inc()
+    own_server.pause()
+    try:
+        flush = threading.Thread(target=backend.flush_sync)
+        flush.start()
+        wait_for(backend._flush_lock.locked, what="the flush to start")
+        c.remove(k="a")  # returns while the flush still hangs on Redis
+        c.labels(k="new").inc()
+        assert flush.is_alive()
+    finally:
+        own_server.resume()
+        flush.join(10)
+
+
+def test_a_cluster_backend_connects_on_first_use_not_when_created() -> None:
+    backend = RedisBackend({"url": "redis://127.0.0.1:1/0", "cluster": True})
+    backend.close(flush=False)
+
+
+def test_removing_a_gauge_series_removes_every_workers_value(
+    redis_server: RedisServer,
+    make_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    backend = make_backend(redis_server)
+    g = Gauge("level", "L", ["k"], registry=registry)
+    other = RedisBackend(dict(backend.config))  # another worker, which then dies
+    other.attach(g._family.spec, g.labels(k="a")._series)
+    g.labels(k="a").set(5)
+    assert other.flush_sync()
+    other.close(flush=False)
+    assert backend.flush_sync()
+    assert registry.get_sample_value("level", {"k": "a"}) == 10.0
+    g.remove(k="a")
+    assert backend.flush_sync()
+    assert registry.get_sample_value("level", {"k": "a"}) is None
+
+
+def test_an_infinite_counter_is_exposed_as_inf_not_nan(
+    redis_server: RedisServer,
+    make_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    backend = make_backend(redis_server)
+    c = Counter("c", "C", registry=registry)
+    c.inc(math.inf)
+    assert backend.flush_sync()
+    c.inc()
+    assert backend.flush_sync()
+    assert registry.get_sample_value("c_total") == math.inf
+
+
+def test_the_writers_heartbeat_ttl_decides_when_it_is_dead(
+    redis_server: RedisServer,
+    make_backend: Callable[..., RedisBackend],
+    key_prefix: str,
+) -> None:
+    reader = make_backend(redis_server)  # default ttl (10 s)
+    writer = RedisBackend(
+        {
+            "url": redis_server.url,
+            "key_prefix": key_prefix,
+            "flush_interval": 0.2,
+            "heartbeat_ttl": 0.5,
+        }
+    )
+    g = Gauge("level", "L", registry=None, multiprocess_mode="livesum")
+    g.set(4)
+    writer.attach(g._family.spec, g._series)
+    assert writer.flush_sync()
+    writer.close(flush=False)
+    spec = g._family.spec
+
+    def total() -> float:
+        found = reader.collect([spec])[spec]
+        return sum(s.value() for s in found)
+
+    assert total() == 4.0
+    wait_for(lambda: total() == 0.0, timeout=10, what="the writer's 0.5 s heartbeat to expire")
+
+
+def test_all_mode_gauges_reserve_the_worker_label(registry: CollectorRegistry) -> None:
+    with pytest.raises(LabelValidationException, match="reserved"):
+        Gauge("g", "G", ["worker"], registry=registry, multiprocess_mode="all")
+    Gauge("h", "H", ["worker"], registry=registry)  # other modes add no such label
