@@ -48,9 +48,15 @@ def test_four_workers_totals_are_exact(
     env = worker_env(redis_server, key_prefix)
     args = [sys.executable, str(WORKER), "counters", loop, "10000", "1000"]
     workers = [subprocess.Popen(args, env=env, stderr=subprocess.PIPE) for _ in range(4)]
-    for w in workers:
-        _, err = w.communicate(timeout=120)
-        assert w.returncode == 0, err.decode()
+    try:
+        for w in workers:
+            _, err = w.communicate(timeout=120)
+            assert w.returncode == 0, err.decode()
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.communicate(timeout=30)
     registry = CollectorRegistry()
     requests = Counter("requests", "Requests", ["route"], registry=registry)
     latency = Histogram("latency_seconds", "Latency", ["route"], registry=registry)
@@ -67,18 +73,29 @@ def test_four_workers_totals_are_exact(
 def start_gauge_workers(
     server: RedisServer, key_prefix: str, mode: str, values: list[float], linger: float
 ) -> list[subprocess.Popen[bytes]]:
+    """Start one worker per value, in order; with no linger each has exited (and flushed)
+    before the next starts, so "most recent" is the last value."""
     env = worker_env(server, key_prefix, heartbeat_ttl=1.0)
-    workers = []
-    for v in values:
-        args = [sys.executable, str(WORKER), "gauge", mode, str(v), str(linger)]
-        w = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert w.stdout is not None and w.stdout.readline() == b"ready\n"
-        workers.append(w)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        for v in values:
+            args = [sys.executable, str(WORKER), "gauge", mode, str(v), str(linger)]
+            w = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            workers.append(w)
+            assert w.stdout is not None and w.stdout.readline() == b"ready\n"
+            if not linger:
+                finish(w)
+    except BaseException:
+        for w in workers:
+            finish(w, kill=True)
+        raise
     return workers
 
 
 def finish(worker: subprocess.Popen[bytes], kill: bool = False) -> None:
     """Wait for a worker (or kill it) and close its pipes; it must have exited cleanly."""
+    if worker.returncode is not None and worker.stdout is not None and worker.stdout.closed:
+        return  # finished already
     if kill:
         worker.kill()
     _, err = worker.communicate(timeout=30)

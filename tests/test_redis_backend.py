@@ -81,9 +81,10 @@ def test_unchanged_series_are_not_sent_again(
     c = Counter("jobs", "Jobs", registry=registry)
     c.inc()
     assert redis_backend.flush_sync()
-    assert redis_backend._buffer.take(time.time()) is None  # nothing changed since
-    c.inc(2)
-    batch = redis_backend._buffer.take(time.time())
+    with redis_backend._flush_lock:  # the flusher thread must not flush in between
+        assert redis_backend._buffer.take(time.time()) is None  # nothing changed since
+        c.inc(2)
+        batch = redis_backend._buffer.take(time.time())
     assert batch is not None and [o.incr for o in batch.ops] == [[("[]", 2.0)]]
 
 
