@@ -8,6 +8,7 @@ import time
 
 import anyio
 import pytest
+import redis
 from redis_server import RedisServer
 
 import apytheus
@@ -193,3 +194,24 @@ def test_health_metrics_are_exposed_with_the_default_registry(
     assert default_registry.get_sample_value(
         "apytheus_redis_last_flush_timestamp_seconds", {"worker": redis_backend.worker}
     ) == pytest.approx(time.time(), abs=60)
+
+
+def test_host_port_and_db_config_selects_that_database(
+    redis_server: RedisServer, key_prefix: str, registry: CollectorRegistry
+) -> None:
+    gc.collect()
+    config = {"host": "127.0.0.1", "port": redis_server.port, "db": 3, "key_prefix": key_prefix}
+    backend = load_backend(RedisBackend, config)
+    assert isinstance(backend, RedisBackend)
+    try:
+        Counter("in_db3", "C", registry=registry).inc(4)
+        assert registry.get_sample_value("in_db3_total") == 4.0
+        with (
+            redis.Redis(port=redis_server.port, db=3) as db3,
+            redis.Redis(port=redis_server.port, db=0) as db0,
+        ):
+            assert db3.hget(f"{{{key_prefix}|in_db3}}:v", "[]") == b"4"
+            assert not db0.exists(f"{{{key_prefix}|in_db3}}:v")
+    finally:
+        backend.close()
+        load_backend(InProcessBackend)
