@@ -57,26 +57,37 @@ def _errors_family(registry: Registry) -> list[MetricFamily]:
     ]
 
 
-def _split(registry: Registry) -> tuple[list[Any], list[MetricSpec]]:
-    items = registry.collect()
+# A family not built yet (its series, to be turned into samples in chunks), or a
+# family a custom collector already built.
+Part = tuple[Family, str, Sequence[Series]] | MetricFamily
+
+
+def _split(registry: Registry, names: frozenset[str] | None) -> tuple[list[Any], list[MetricSpec]]:
+    prefix = registry.prefix
+    items = [
+        i
+        for i in registry.collect()
+        if names is None or not isinstance(i, Family) or names.intersection(i.sample_names(prefix))
+    ]
     specs = [i.spec for i in items if isinstance(i, Family) and i.attached]
     return items, specs
 
 
-def _assemble(
+def _parts(
     registry: Registry,
     items: list[Any],
     data: Mapping[MetricSpec, Sequence[Series]],
     custom: dict[int, list[Any]],
     openmetrics: bool,
-) -> list[MetricFamily]:
+    names: frozenset[str] | None,
+) -> list[Part]:
     prefix = registry.prefix
-    out: list[MetricFamily] = []
+    out: list[Part] = []
     for item in items:
         if isinstance(item, Family):
             name = f"{prefix}_{item.name}" if prefix else item.name
             found = data.get(item.spec, ()) if item.attached else item.local_series()
-            out.append(build_family(item, name, found, openmetrics))
+            out.append((item, name, found))
             continue
         for produced in custom.get(id(item), ()):
             if isinstance(produced, MetricFamily):
@@ -92,7 +103,13 @@ def _assemble(
         health = getattr(current(), "health_families", None)  # a backend's own health metrics
         if callable(health):
             out.extend(health())
-    return out
+    if names is None:
+        return out
+    return [p for p in out if not isinstance(p, MetricFamily) or _named(p, names)]
+
+
+def _named(family: MetricFamily, names: frozenset[str]) -> bool:
+    return any(s.name in names for s in family.samples) or family.name in names
 
 
 def _call_collect(item: Any) -> Any:
@@ -135,9 +152,11 @@ def _await_in_thread(awaitable: Any) -> Any:
     return box["result"]
 
 
-def collect_sync(registry: Registry, openmetrics: bool) -> list[MetricFamily]:
-    """Collect every family of ``registry`` (blocking)."""
-    items, specs = _split(registry)
+def collect_sync(
+    registry: Registry, openmetrics: bool, names: frozenset[str] | None = None
+) -> list[MetricFamily]:
+    """Collect every family of ``registry`` (blocking), or those exposing one of ``names``."""
+    items, specs = _split(registry, names)
     data = current().collect(specs) if specs else {}
     custom: dict[int, list[Any]] = {}
     for item in items:
@@ -145,12 +164,17 @@ def collect_sync(registry: Registry, openmetrics: bool) -> list[MetricFamily]:
             produced = _run_custom_sync(registry, item)
             if produced is not None:
                 custom[id(item)] = produced
-    return _assemble(registry, items, data, custom, openmetrics)
+    return [
+        p if isinstance(p, MetricFamily) else build_family(p[0], p[1], p[2], openmetrics)
+        for p in _parts(registry, items, data, custom, openmetrics, names)
+    ]
 
 
-async def collect_async(registry: Registry, openmetrics: bool) -> list[MetricFamily]:
-    """Collect every family of ``registry`` without blocking the event loop."""
-    items, specs = _split(registry)
+async def collect_async(
+    registry: Registry, openmetrics: bool, names: frozenset[str] | None = None
+) -> list[Part]:
+    """Collect without blocking the event loop; families come unbuilt, to render in chunks."""
+    items, specs = _split(registry, names)
     data = await current().acollect(specs) if specs else {}
     custom: dict[int, list[Any]] = {}
     for item in items:
@@ -164,4 +188,4 @@ async def collect_async(registry: Registry, openmetrics: bool) -> list[MetricFam
         except Exception as exc:
             _failed(registry, item, exc)
         await anyio.lowlevel.checkpoint()
-    return _assemble(registry, items, data, custom, openmetrics)
+    return _parts(registry, items, data, custom, openmetrics, names)

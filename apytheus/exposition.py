@@ -13,8 +13,10 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio.lowlevel
+import anyio.to_thread
 
 from ._collect import collect_async, collect_sync
 from ._formats import (
@@ -24,6 +26,7 @@ from ._formats import (
     encode_text,
 )
 from ._lifespan import lifespan
+from ._samples import MetricFamily, build_family
 from .exceptions import BackendUnavailable
 from .registry import REGISTRY, Registry
 
@@ -44,15 +47,18 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_CHUNK = 200  # families rendered between two yields to the event loop
+_CHUNK = 2000  # series (and samples) rendered between two yields to the event loop
 
 
-def generate_metrics(registry: Registry = REGISTRY, openmetrics: bool = False) -> str:
+def generate_metrics(
+    registry: Registry = REGISTRY, openmetrics: bool = False, names: Iterable[str] | None = None
+) -> str:
     """Render every metric of ``registry`` (blocking; for WSGI apps and scripts).
 
     Args:
         registry: what to render.
         openmetrics: OpenMetrics 1.0.0 instead of the Prometheus text format 0.0.4.
+        names: only the metrics exposing one of these sample names (``name[]``).
 
     Examples:
         >>> from apytheus import CollectorRegistry, Gauge, generate_metrics
@@ -63,26 +69,55 @@ def generate_metrics(registry: Registry = REGISTRY, openmetrics: bool = False) -
         # TYPE queue_size gauge
         queue_size 3.0
     """
-    families = collect_sync(registry, openmetrics)
+    families = collect_sync(registry, openmetrics, _names(names))
     return encode_openmetrics(families) if openmetrics else encode_text(families)
 
 
-async def agenerate_metrics(registry: Registry = REGISTRY, openmetrics: bool = False) -> str:
+async def agenerate_metrics(
+    registry: Registry = REGISTRY, openmetrics: bool = False, names: Iterable[str] | None = None
+) -> str:
     """Render every metric of ``registry`` without blocking the event loop.
 
     Collects through the backend's async path (a Redis backend first flushes
-    this worker's buffer), then renders in chunks, yielding to the loop in
-    between so other requests keep being served during a large scrape.
+    this worker's buffer, in a worker thread), then turns series into text a
+    chunk at a time, yielding to the loop in between: other requests keep
+    being served during a scrape of any size.
+
+    Args:
+        registry: what to render.
+        openmetrics: OpenMetrics 1.0.0 instead of the Prometheus text format 0.0.4.
+        names: only the metrics exposing one of these sample names (``name[]``).
     """
-    families = await collect_async(registry, openmetrics)
-    parts: list[str] = []
-    for start in range(0, len(families), _CHUNK):
-        chunk = families[start : start + _CHUNK]
-        parts.append(encode_openmetrics(chunk, eof=False) if openmetrics else encode_text(chunk))
-        await anyio.lowlevel.checkpoint()
+    out: list[str] = []
+    done = 0
+    for part in await collect_async(registry, openmetrics, _names(names)):
+        if isinstance(part, MetricFamily):
+            out.append(
+                encode_openmetrics([part], eof=False) if openmetrics else encode_text([part])
+            )
+            continue
+        family, name, series = part
+        for start in range(0, max(len(series), 1), _CHUNK):
+            built = build_family(family, name, series[start : start + _CHUNK], openmetrics)
+            head = start == 0
+            out.append(
+                encode_openmetrics([built], eof=False, headers=head)
+                if openmetrics
+                else encode_text([built], headers=head)
+            )
+            done += len(built.samples)
+            if done >= _CHUNK:
+                done = 0
+                await anyio.lowlevel.checkpoint()
     if openmetrics:
-        parts.append("# EOF\n")
-    return "".join(parts)
+        out.append("# EOF\n")
+    return "".join(out)
+
+
+def _names(names: Iterable[str] | None) -> frozenset[str] | None:
+    if names is None or isinstance(names, str):
+        return None if names is None else frozenset((names,))
+    return frozenset(names)
 
 
 def choose_format(accept: str | None) -> tuple[bool, str]:
@@ -90,6 +125,17 @@ def choose_format(accept: str | None) -> tuple[bool, str]:
     if accept and "application/openmetrics-text" in accept:
         return True, OPENMETRICS_CONTENT_TYPE
     return False, PROMETHEUS_CONTENT_TYPE
+
+
+def _query_names(query: str) -> list[str] | None:
+    """The ``name[]`` values of a query string (prometheus_client's filter), or None."""
+    if "name" not in query:
+        return None
+    try:
+        found = parse_qs(query, keep_blank_values=False, max_num_fields=1000).get("name[]")
+    except ValueError:  # more fields than any real filter has: no filter, never a 500
+        return None
+    return found or None
 
 
 def _gzip_ok(accept_encoding: str | None) -> bool:
@@ -133,14 +179,15 @@ class MetricsApp:
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
         }
         openmetrics, content_type = choose_format(headers.get("accept"))
+        names = _query_names(scope.get("query_string", b"").decode("latin-1"))
         try:
-            body = (await agenerate_metrics(self.registry, openmetrics)).encode()
+            body = (await agenerate_metrics(self.registry, openmetrics, names)).encode()
         except BackendUnavailable as exc:
             await _respond(send, 503, f"{exc}\n".encode(), "text/plain", [])
             return
         extra: list[tuple[bytes, bytes]] = []
         if _gzip_ok(headers.get("accept-encoding")):
-            body = gzip.compress(body, compresslevel=6)
+            body = await anyio.to_thread.run_sync(gzip.compress, body)  # megabytes: not on the loop
             extra.append((b"content-encoding", b"gzip"))
         await _respond(send, 200, b"" if method == "HEAD" else body, content_type, extra, len(body))
 
@@ -187,8 +234,9 @@ def make_wsgi_app(registry: Registry = REGISTRY) -> Callable[..., Iterable[bytes
             start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
             return [b"method not allowed\n"]
         openmetrics, content_type = choose_format(environ.get("HTTP_ACCEPT"))
+        names = _query_names(environ.get("QUERY_STRING", ""))
         try:
-            body = generate_metrics(registry, openmetrics).encode()
+            body = generate_metrics(registry, openmetrics, names).encode()
         except BackendUnavailable as exc:
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [f"{exc}\n".encode()]
@@ -217,6 +265,7 @@ def start_http_server(
         def do_GET(self) -> None:
             environ = {
                 "REQUEST_METHOD": self.command,
+                "QUERY_STRING": self.path.partition("?")[2],
                 "HTTP_ACCEPT": self.headers.get("Accept"),
                 "HTTP_ACCEPT_ENCODING": self.headers.get("Accept-Encoding"),
             }

@@ -103,3 +103,36 @@ def test_start_http_server_serves_from_a_thread(server: int) -> None:
         body = r.read().decode()
         assert r.headers["Content-Type"] == PROMETHEUS_CONTENT_TYPE
     assert 'served_total{path="/"} 3.0' in body
+
+
+@pytest.fixture
+def several(registry: CollectorRegistry) -> CollectorRegistry:
+    Counter("a", "A", registry=registry).inc()
+    Counter("b", "B", registry=registry).inc(2)
+    Counter("c", "C", registry=registry).inc(3)
+    return registry
+
+
+async def test_name_filter_serves_only_the_asked_metrics(several: CollectorRegistry) -> None:
+    async with client(several) as c:
+        r = await c.get("/?name[]=a_total&name[]=c_total")
+        everything = await c.get("/?name[]=")
+    assert "a_total 1.0" in r.text and "c_total 3.0" in r.text
+    assert "b_total" not in r.text
+    assert "b_total 2.0" in everything.text  # an empty filter is no filter
+
+
+async def test_malformed_query_strings_never_fail_the_scrape(several: CollectorRegistry) -> None:
+    async with client(several) as c:
+        for query in ("name[]=%ff%fe", "&&&==", "name[]=" + "x" * 30_000, "a=1&" * 5000):
+            r = await c.get(f"/?{query}")
+            assert r.status_code == 200
+
+
+def test_wsgi_app_filters_by_name(several: CollectorRegistry) -> None:
+    app = make_wsgi_app(several)
+    environ: dict[str, object] = {}
+    setup_testing_defaults(environ)
+    environ["QUERY_STRING"] = "name[]=b_total"
+    body = b"".join(app(environ, lambda status, headers: None)).decode()
+    assert "b_total 2.0" in body and "a_total" not in body

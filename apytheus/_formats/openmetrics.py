@@ -15,13 +15,17 @@ def escape_help(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def encode(families: Iterable[MetricFamily], eof: bool = True) -> str:
-    """Render families as OpenMetrics text, ending with ``# EOF`` unless ``eof`` is false."""
+def encode(families: Iterable[MetricFamily], eof: bool = True, headers: bool = True) -> str:
+    """Render families as OpenMetrics text, ending with ``# EOF`` unless ``eof`` is false.
+
+    ``headers=False`` leaves out HELP and TYPE: for a family rendered in chunks.
+    """
     out: list[str] = []
     add = out.append
     for fam in families:
-        add(f"# HELP {fam.name} {escape_help(fam.documentation)}\n")
-        add(f"# TYPE {fam.name} {fam.type}\n")
+        if headers:
+            add(f"# HELP {fam.name} {escape_help(fam.documentation)}\n")
+            add(f"# TYPE {fam.name} {fam.type}\n")
         for s in fam.samples:
             line = f"{s.name}{braces(s)} {value(s.value)}"
             ex = s.exemplar

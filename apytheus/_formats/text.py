@@ -24,18 +24,22 @@ def escape_help(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n")
 
 
-def encode(families: Iterable[MetricFamily]) -> str:
-    """Render families as text 0.0.4 (a counter's HELP/TYPE name ends in ``_total``)."""
+def encode(families: Iterable[MetricFamily], headers: bool = True) -> str:
+    """Render families as text 0.0.4 (a counter's HELP/TYPE name ends in ``_total``).
+
+    ``headers=False`` leaves out HELP and TYPE: for a family rendered in chunks.
+    """
     out: list[str] = []
     add = out.append
     for fam in families:
-        name = fam.name
-        if fam.type == "counter":
-            name += "_total"
-        elif fam.type == "info":
-            name += "_info"
-        add(f"# HELP {name} {escape_help(fam.documentation)}\n")
-        add(f"# TYPE {name} {_TYPES.get(fam.type, 'untyped')}\n")
+        if headers:
+            name = fam.name
+            if fam.type == "counter":
+                name += "_total"
+            elif fam.type == "info":
+                name += "_info"
+            add(f"# HELP {name} {escape_help(fam.documentation)}\n")
+            add(f"# TYPE {name} {_TYPES.get(fam.type, 'untyped')}\n")
         for s in fam.samples:
             if s.extra is None:
                 text = s.labels.text
