@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+import anyio
+import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
 
@@ -27,6 +29,7 @@ from ._formats import (
 )
 from ._lifespan import lifespan
 from ._samples import MetricFamily, build_family
+from ._server import serve_app
 from .exceptions import BackendUnavailable
 from .registry import REGISTRY, Registry
 
@@ -39,6 +42,7 @@ __all__ = [
     "generate_metrics",
     "make_asgi_app",
     "make_wsgi_app",
+    "serve",
     "start_http_server",
 ]
 
@@ -249,6 +253,39 @@ def make_wsgi_app(registry: Registry = REGISTRY) -> Callable[..., Iterable[bytes
         return [b"" if method == "HEAD" else body]
 
     return app
+
+
+async def serve(
+    port: int,
+    addr: str = "0.0.0.0",
+    registry: Registry = REGISTRY,
+    *,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``registry`` over HTTP from the running event loop (asyncio or trio).
+
+    For async programs without a web framework. Runs until cancelled; with
+    ``await task_group.start(serve, 0)`` it reports the port it bound.
+
+    Example:
+        >>> import anyio, httpx
+        >>> from apytheus import CollectorRegistry, Counter
+        >>> from apytheus.exposition import serve
+        >>> registry = CollectorRegistry()
+        >>> Counter("jobs", "Jobs", registry=registry).inc()
+        >>> async def main():
+        ...     async with anyio.create_task_group() as tg:
+        ...         port = await tg.start(serve, 0, "127.0.0.1", registry)
+        ...         async with httpx.AsyncClient() as client:
+        ...             r = await client.get(f"http://127.0.0.1:{port}/metrics")
+        ...         tg.cancel_scope.cancel()
+        ...     return r.text
+        >>> print(anyio.run(main), end="")
+        # HELP jobs_total Jobs
+        # TYPE jobs_total counter
+        jobs_total 1.0
+    """
+    await serve_app(MetricsApp(registry), port, addr, task_status=task_status)
 
 
 def start_http_server(

@@ -7,6 +7,7 @@ import urllib.request
 from collections.abc import Iterator
 from wsgiref.util import setup_testing_defaults
 
+import anyio
 import httpx
 import pytest
 
@@ -136,3 +137,36 @@ def test_wsgi_app_filters_by_name(several: CollectorRegistry) -> None:
     environ["QUERY_STRING"] = "name[]=b_total"
     body = b"".join(app(environ, lambda status, headers: None)).decode()
     assert "b_total 2.0" in body and "a_total" not in body
+
+
+async def test_async_serve_answers_scrapes_on_both_loops(filled: CollectorRegistry) -> None:
+    from apytheus.exposition import serve
+
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(serve, 0, "127.0.0.1", filled)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            text = await c.get("/metrics")
+            om = await c.get("/metrics", headers={"accept": "application/openmetrics-text"})
+            post = await c.post("/metrics")
+        tg.cancel_scope.cancel()
+    assert text.status_code == 200 and 'served_total{path="/"} 3.0' in text.text
+    assert om.headers["content-type"] == OPENMETRICS_CONTENT_TYPE
+    assert post.status_code == 405
+
+
+async def test_async_serve_survives_garbage_and_silent_clients(filled: CollectorRegistry) -> None:
+    from apytheus.exposition import serve
+
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(serve, 0, "127.0.0.1", filled)
+        silent = await anyio.connect_tcp("127.0.0.1", port)  # connects, never speaks
+        garbage = await anyio.connect_tcp("127.0.0.1", port)
+        await garbage.send(b"NONSENSE\r\n\r\n")
+        answer = await garbage.receive()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            ok = await c.get("/metrics")
+        await silent.aclose()
+        await garbage.aclose()
+        tg.cancel_scope.cancel()
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert ok.status_code == 200

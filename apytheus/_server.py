@@ -1,0 +1,86 @@
+"""EXPOSE: a minimal HTTP/1.1 server over anyio streams, for programs without a web framework.
+
+It parses just enough HTTP to drive the ASGI `MetricsApp` (one request per
+connection), so negotiation, gzip and the ``name[]`` filter behave exactly as
+with ``make_asgi_app``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+
+_MAX_HEAD = 16 * 1024
+_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+async def serve_app(
+    app: Any,
+    port: int,
+    addr: str,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the ASGI ``app`` on ``addr:port`` until cancelled; report the bound port."""
+    listener = await anyio.create_tcp_listener(local_host=addr, local_port=port)
+    async with listener:
+        task_status.started(listener.extra(SocketAttribute.local_port))
+
+        async def handle(stream: anyio.abc.SocketStream) -> None:
+            async with stream:
+                with anyio.move_on_after(30):  # a slow or silent client cannot hold a task
+                    await _one_request(app, stream)
+
+        await listener.serve(handle)
+
+
+async def _one_request(app: Any, stream: anyio.abc.SocketStream) -> None:
+    head = b""
+    try:
+        while b"\r\n\r\n" not in head:
+            chunk = await stream.receive(4096)
+            head += chunk
+            if len(head) > _MAX_HEAD:
+                raise ValueError("request head too large")
+        request_line, *header_lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        method, target, _ = request_line.decode("latin-1").split(" ", 2)
+        headers = [
+            (name.strip().lower(), value.strip())
+            for name, _, value in (line.partition(b":") for line in header_lines)
+        ]
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        return
+    except ValueError:
+        await stream.send(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        return
+    path, _, query = target.partition("?")
+    scope = {
+        "type": "http",
+        "method": method.upper(),
+        "path": path,
+        "query_string": query.encode("latin-1"),
+        "headers": headers,
+    }
+    response: dict[str, Any] = {}
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            response["status"] = message["status"]
+            response["headers"] = message.get("headers", [])
+        elif message["type"] == "http.response.body":
+            response["body"] = response.get("body", b"") + message.get("body", b"")
+
+    await app(scope, receive, send)
+    status = int(response.get("status", 500))
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}".encode()]
+    lines += [name + b": " + value for name, value in response.get("headers", [])]
+    lines.append(b"Connection: close")
+    await stream.send(b"\r\n".join(lines) + b"\r\n\r\n" + response.get("body", b""))
