@@ -1,0 +1,30 @@
+"""A FastAPI app for `uvicorn --workers 4`: every worker's metrics add up through Redis.
+
+    export APYTHEUS_BACKEND_CLASS=apytheus.backends.redis.RedisBackend
+    export APYTHEUS_BACKEND_CONFIG='{"url": "redis://127.0.0.1:6379/0", "key_prefix": "shop"}'
+    uvicorn examples.fastapi_redis.app:app --workers 4 --port 8000
+
+The backend is selected by the environment at `import apytheus`; the middleware
+runs its flusher for the app's lifetime. Without the variables it runs on the
+in-process backend (one worker).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from apytheus import Counter, make_asgi_app
+from apytheus.middleware import MetricsMiddleware
+
+ITEMS_VIEWED = Counter("items_viewed", "Item pages served, by kind.", ["kind"])
+
+app = FastAPI()
+app.add_middleware(MetricsMiddleware)
+app.add_route("/metrics", make_asgi_app())
+
+
+@app.get("/items/{item_id}")
+async def read_item(item_id: int) -> dict[str, int | str]:
+    kind = "even" if item_id % 2 == 0 else "odd"
+    ITEMS_VIEWED.labels(kind=kind).inc()
+    return {"item_id": item_id, "kind": kind}
