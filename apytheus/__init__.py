@@ -16,6 +16,7 @@ from .exposition import agenerate_metrics as agenerate_metrics
 from .exposition import generate_metrics as generate_metrics
 from .exposition import make_asgi_app as make_asgi_app
 from .exposition import make_wsgi_app as make_wsgi_app
+from .exposition import serve as serve
 from .exposition import start_http_server as start_http_server
 from .metrics import Counter as Counter
 from .metrics import CustomCollector as CustomCollector
@@ -45,6 +46,7 @@ __all__ = [
     "load_backend",
     "make_asgi_app",
     "make_wsgi_app",
+    "serve",
     "start_http_server",
 ]
 

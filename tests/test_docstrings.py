@@ -11,6 +11,7 @@ from apytheus.registry import REGISTRY, CollectorRegistry
 
 MODULES = [
     "apytheus",
+    "apytheus.aiohttp",
     "apytheus.backends",
     "apytheus.exposition",
     "apytheus.metrics",

@@ -22,6 +22,7 @@ CONTRACT = {
         "agenerate_metrics",
         "make_asgi_app",
         "make_wsgi_app",
+        "serve",
         "start_http_server",
         "lifespan",
         "load_backend",
@@ -47,6 +48,7 @@ CONTRACT = {
         "make_asgi_app",
         "make_wsgi_app",
         "start_http_server",
+        "serve",
     ],
     "apytheus.backends": [
         "load_backend",
@@ -57,6 +59,7 @@ CONTRACT = {
         "MetricSpec",
     ],
     "apytheus.middleware": ["MetricsMiddleware", "PytheusMiddlewareASGI"],
+    "apytheus.aiohttp": ["metrics_handler", "metrics_middleware"],
     "apytheus.exceptions": [
         "PytheusException",
         "UnobservableMetricException",

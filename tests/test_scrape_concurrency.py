@@ -7,6 +7,7 @@ import time
 
 import anyio
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -21,6 +22,7 @@ async def ping(request: Request) -> PlainTextResponse:
     return PlainTextResponse("pong")
 
 
+@pytest.mark.timeout(240)  # 100k series take a few seconds, many more on a loaded machine
 async def test_requests_are_served_while_100k_series_are_scraped(
     registry: CollectorRegistry,
 ) -> None:
