@@ -307,3 +307,38 @@ def test_all_mode_gauges_reserve_the_worker_label(registry: CollectorRegistry) -
     with pytest.raises(LabelValidationException, match="reserved"):
         Gauge("g", "G", ["worker"], registry=registry, multiprocess_mode="all")
     Gauge("h", "H", ["worker"], registry=registry)  # other modes add no such label
+
+
+def test_what_a_long_dead_worker_left_is_pruned_after_the_retention(
+    redis_server: RedisServer,
+    make_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+) -> None:
+    g = Gauge("level", "L", registry=registry)  # non-live mode: a dead worker's value counts
+    dead = RedisBackend(
+        {
+            "url": redis_server.url,
+            "key_prefix": key_prefix,
+            "heartbeat_ttl": 0.2,
+            "flush_interval": 0.05,
+        }
+    )
+    series = Gauge("level", "L", registry=None)
+    series.set(5)
+    dead.attach(g._family.spec, series._series)
+    assert dead.flush_sync()
+    dead_worker = dead.worker
+    dead.close(flush=False)
+    backend = make_backend(redis_server, worker_retention=0.3)
+    assert registry.get_sample_value("level") == 5.0
+    with redis_server.client() as client:
+
+        def pruned() -> bool:
+            backend.flush_sync()
+            seq = client.hkeys(f"{{{key_prefix}|level}}:seq")
+            workers = client.zrange(f"{{{key_prefix}}}:workers", 0, -1)
+            return dead_worker.encode() not in seq + workers
+
+        wait_for(pruned, timeout=15, what="the dead worker to be pruned")
+    assert registry.get_sample_value("level") == 0.0  # only this worker's untouched 0

@@ -105,6 +105,11 @@ class DeltaBuffer:
                 else:
                     entries.pop(labels, None)
 
+    def specs(self) -> list[MetricSpec]:
+        """The metrics with tracked series."""
+        with self._lock:
+            return list(self._tracked)
+
     def size(self) -> int:
         """How many series are tracked."""
         with self._lock:

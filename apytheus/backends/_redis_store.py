@@ -74,6 +74,21 @@ return 1
 """
 DELETE_SHA = hashlib.sha1(DELETE_SCRIPT.encode()).hexdigest()
 
+# KEYS: seq, values, times. ARGV: workers gone for longer than the retention. Removes
+# their batch numbers and their gauge fields (series field, tab, worker).
+PRUNE_SCRIPT = """
+local gone = {}
+for _, w in ipairs(ARGV) do gone[w] = true; redis.call('HDEL', KEYS[1], w) end
+for k = 2, 3 do
+  for _, f in ipairs(redis.call('HKEYS', KEYS[k])) do
+    local w = string.match(f, '\t([^\t]*)$')
+    if w and gone[w] then redis.call('HDEL', KEYS[k], f) end
+  end
+end
+return 1
+"""
+PRUNE_SHA = hashlib.sha1(PRUNE_SCRIPT.encode()).hexdigest()
+
 log = logging.getLogger("apytheus")
 
 _LIVE = {"livesum", "livemax", "livemin", "livemostrecent", "liveall"}
@@ -186,12 +201,33 @@ class RedisStore:
             if transient:
                 raise transient[0]
             if attempt == 1 and any(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
-                client.script_load(FLUSH_SCRIPT)  # Redis restarted (or scripts flushed):
-                client.script_load(DELETE_SCRIPT)  # load them and send the same again
-                continue
+                for script in (FLUSH_SCRIPT, DELETE_SCRIPT, PRUNE_SCRIPT):
+                    client.script_load(script)  # Redis restarted (or scripts flushed): load,
+                continue  # and send the same again
             # the ops come first in the pipeline; a failed delete is not retried either
             return [o.spec.name for o, r in zip(ops_list, results) if isinstance(r, Exception)]  # noqa: B905 - results is longer
         return []
+
+    def prune(self, specs: Sequence[MetricSpec], before: float, retry: bool = True) -> list[str]:
+        """Remove what workers whose heartbeat expired before ``before`` left behind.
+
+        Their batch numbers and gauge values go from every metric in ``specs``,
+        then the workers themselves. Returns the workers removed.
+        """
+        client = self.client
+        gone = [w.decode() for w in client.zrangebyscore(self.workers_key, "-inf", before)]
+        if not gone:
+            return []
+        pipe = client.pipeline(transaction=False)
+        for spec in {s.name: s for s in specs}.values():
+            seq, values, _, times = self.keys(spec)
+            pipe.execute_command("EVALSHA", PRUNE_SHA, 3, seq, values, times, *gone)
+        pipe.zrem(self.workers_key, *gone)
+        results = pipe.execute(raise_on_error=False)
+        if retry and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+            client.script_load(PRUNE_SCRIPT)
+            return self.prune(specs, before, retry=False)
+        return gone
 
     # -- read ---------------------------------------------------------------
     def read(self, specs: Sequence[MetricSpec], now: float) -> dict[MetricSpec, list[Series]]:

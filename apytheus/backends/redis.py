@@ -61,7 +61,9 @@ class RedisBackend:
             ``key_prefix`` (default ``"apytheus"``) to share one Redis between
             apps; ``flush_interval`` in seconds (default 1); ``heartbeat_ttl``
             in seconds after which a silent worker counts as dead for the
-            ``live*`` gauge modes (default: 5 flush intervals, at least 10 s).
+            ``live*`` gauge modes (default: 5 flush intervals, at least 10 s);
+            ``worker_retention`` in seconds after which what a dead worker left
+            (its gauge values, its batch numbers) is removed (default: 1 day).
 
     Raises:
         ValueError: a config value is invalid.
@@ -80,6 +82,11 @@ class RedisBackend:
         self.heartbeat_ttl = float(options.pop("heartbeat_ttl", default_ttl))
         if not self.heartbeat_ttl > self.flush_interval:
             raise ValueError("heartbeat_ttl must be longer than flush_interval")
+        self.worker_retention = float(options.pop("worker_retention", 86400.0))
+        if not self.worker_retention > 0:
+            raise ValueError("worker_retention must be a positive number of seconds")
+        # how often a worker looks for long-dead workers to prune
+        self._prune_every = min(self.worker_retention, max(60.0, 10 * self.flush_interval))
         if "|" in self.key_prefix:
             raise ValueError("key_prefix must not contain '|' (it separates prefix and name)")
         self._identity = (self.key_prefix, repr(sorted(options.items())))
@@ -99,6 +106,7 @@ class RedisBackend:
         self.dropped_updates = 0
         self.last_flush = 0.0
         self._last_logged = 0.0
+        self._last_prune = time.time()
 
     @property
     def worker(self) -> str:
@@ -183,7 +191,20 @@ class RedisBackend:
                     )
                 return False
             self.last_flush = now
+            if now - self._last_prune >= self._prune_every:
+                self._prune(now)
             return True
+
+    def _prune(self, now: float) -> None:
+        """Remove what workers dead for longer than ``worker_retention`` left (best effort)."""
+        self._last_prune = now
+        try:
+            gone = self._store.prune(self._buffer.specs(), now - self.worker_retention)
+        except Exception as exc:  # pruning can wait for the next time
+            log.warning("apytheus: pruning dead workers in Redis failed: %s", exc)
+            return
+        if gone:
+            log.info("apytheus: removed %d dead workers' data from Redis", len(gone))
 
     def _refused(self, names: list[str], batch: Batch | None) -> None:
         """Redis refused some metrics' updates (not an outage): drop them, say so."""
