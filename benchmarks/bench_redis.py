@@ -965,7 +965,6 @@ def run_aggregation(sizes: Sizes, server: RedisServer, rep: Report) -> None:
 
     n_series = sizes.agg_series
     stats_client = server.client()
-    values_key = "{bench_agg:agg_requests}:v"
     results: dict[int, dict[str, Any]] = {}
     idle: dict[str, Any] = {}
     backend: Any = None
@@ -981,14 +980,18 @@ def run_aggregation(sizes: Sizes, server: RedisServer, rep: Report) -> None:
             "agg_requests", "bench", required_labels=["k"], registry=registry
         )
         incs = [counter.labels(k=f"v{i}").inc for i in range(n_series)]
+        values_key = backend._store.keys(counter._family.spec)[1]  # the store's own layout
         backend.flush_sync()  # connect, load the script, create the series in Redis
         writes = [0, 0]  # store.write calls: all, with a batch
+        sent: list[Any] = []  # the batches written, as flush_sync took them itself
         original_write = backend._store.write
 
-        def counted_write(batch: Any, worker: str, now: float) -> None:
+        def counted_write(batch: Any, *args: Any, **kwargs: Any) -> Any:
             writes[0] += 1
             writes[1] += batch is not None
-            original_write(batch, worker, now)
+            if batch is not None:
+                sent.append(batch)
+            return original_write(batch, *args, **kwargs)
 
         backend._store.write = counted_write
 
@@ -1016,13 +1019,14 @@ def run_aggregation(sizes: Sizes, server: RedisServer, rep: Report) -> None:
                 for inc in incs:
                     inc()
             res["record_s"] = time.perf_counter() - start
-            batch = backend._buffer.take(time.time())  # stays pending: flush_sync sends it
-            res["fields"] = batch.fields if batch is not None else 0
-            res["evalsha_batch"] = len(batch.ops) if batch is not None else 0
+            sent.clear()
             with count_sends() as sends:
                 start = time.perf_counter()
                 res["flush_ok"] = backend.flush_sync()
                 res["flush_ms"] = (time.perf_counter() - start) * 1e3
+            batch = sent[0] if sent else None
+            res["fields"] = batch.fields if batch is not None else 0
+            res["evalsha_batch"] = len(batch.ops) if batch is not None else 0
             res["round_trips"] = sends[0]
             res["flushes"] = writes[1]
             res["writes"] = writes[0]
@@ -1169,8 +1173,8 @@ def run_aggregation(sizes: Sizes, server: RedisServer, rep: Report) -> None:
     rep.notes.append(
         "aggregation: round trips = calls of redis-py's Connection.send_packed_command during "
         "flush_sync() (a pipeline is one call); flushes = RedisStore.write calls that carry a "
-        "batch; field updates = Batch.fields of the batch taken with _buffer.take() just "
-        "before flush_sync() sends it; commandstats count the commands the flush script runs."
+        "batch; field updates = Batch.fields of the batch flush_sync() took and wrote; "
+        "commandstats count the commands the flush script runs."
     )
 
 
