@@ -166,6 +166,14 @@ class Family:
         return f"<{self.kind} {self.name}>"
 
 
+def watch_cache(metric: object, cache: dict[Any, Any]) -> None:
+    """Clear ``cache`` whenever series of ``metric`` are removed (it holds its children)."""
+    family = family_of(metric)
+    if family is not None:
+        with family.lock:
+            family.caches.append(cache)
+
+
 def family_of(obj: object) -> Family | None:
     """The family behind a metric handle (or the family itself), else None."""
     if isinstance(obj, Family):

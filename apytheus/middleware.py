@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
+from ._family import watch_cache
 from ._instrument import clock
 from ._lifespan import lifespan
 from .metrics import Gauge, Histogram
@@ -26,6 +27,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_REGEX_CHARS = frozenset(".^$*+?{}[]\\|()")
 
 UNMATCHED_ROUTE = "<unmatched>"
 """The ``route`` of every request that matched no route (404s, scanners)."""
@@ -70,6 +73,28 @@ class _Metrics:
             multiprocess_mode="livesum",
         )
         self.extra = tuple(extra)
+        # Children by label values, looked up once per request instead of three
+        # labels() calls; emptied if series of these metrics are removed.
+        self.children: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+        self.in_progress_by_method: dict[str, Any] = {}
+        for metric in (self.duration, self.request_size, self.response_size):
+            watch_cache(metric, self.children)
+        watch_cache(self.in_progress, self.in_progress_by_method)
+
+    def children_for(self, key: tuple[Any, ...], values: list[str]) -> tuple[Any, Any, Any]:
+        """The three histograms' children for one label set (cached)."""
+        found = (
+            self.duration.labels(*values),
+            self.request_size.labels(*values),
+            self.response_size.labels(*values),
+        )
+        self.children[key] = found
+        return found
+
+    def in_progress_for(self, method: str) -> Any:
+        """The in-progress gauge's child for one method (cached)."""
+        found = self.in_progress_by_method[method] = self.in_progress.labels(method=method)
+        return found
 
 
 _shared: weakref.WeakKeyDictionary[Any, _Metrics] = weakref.WeakKeyDictionary()
@@ -124,23 +149,28 @@ class MetricsMiddleware:
         if bool(extra_labels) != bool(extra_label_names):
             raise ValueError("give extra_labels and extra_label_names together")
         self.metrics = _metrics_for(registry, buckets, tuple(extra_label_names))
-        self.excluded = [re.compile(p) for p in excluded_paths]
+        # plain paths are a set lookup; only real patterns cost a regex match
+        excluded = list(excluded_paths)
+        self.excluded_paths = frozenset(p for p in excluded if not set(p) & _REGEX_CHARS)
+        self.excluded = [re.compile(p) for p in excluded if set(p) & _REGEX_CHARS]
         self.group_status_codes = group_status_codes
         self.extra_labels = extra_labels
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
-        kind = scope["type"]
-        if kind == "lifespan":
-            async with lifespan():
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                async with lifespan():
+                    await self.app(scope, receive, send)
+            else:
                 await self.app(scope, receive, send)
             return
-        if kind != "http" or any(p.fullmatch(scope.get("path", "")) for p in self.excluded):
+        path = scope.get("path", "")
+        if path in self.excluded_paths or (
+            self.excluded and any(p.fullmatch(path) for p in self.excluded)
+        ):
             await self.app(scope, receive, send)
             return
-        await self._http(scope, receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self.metrics
         method = scope.get("method", "GET")
         if method not in METHODS:
@@ -160,15 +190,15 @@ class MetricsMiddleware:
 
         async def recording_send(message: Message) -> None:
             nonlocal status, sent, end
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body":
+            if message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
                 if not message.get("more_body", False):
                     end = clock()
+            elif message["type"] == "http.response.start":
+                status = int(message["status"])
             await send(message)
 
-        in_progress = metrics.in_progress.labels(method=method)
+        in_progress = metrics.in_progress_by_method.get(method) or metrics.in_progress_for(method)
         in_progress.inc()
         start = clock()
         try:
@@ -176,14 +206,19 @@ class MetricsMiddleware:
         finally:
             in_progress.dec()
             duration = (end if end is not None else clock()) - start
-            code = f"{status // 100}xx" if self.group_status_codes else str(status)
-            values = [method, _route(scope, root_path), code]
-            if self.extra_labels is not None:
+            route = _route(scope, root_path)
+            if self.extra_labels is None:
+                key: tuple[Any, ...] = (method, route, status)
+            else:
                 extra = self.extra_labels(scope)
-                values += [str(extra.get(n, "")) for n in metrics.extra]
-            metrics.duration.labels(*values).observe(max(duration, 0.0))
-            metrics.request_size.labels(*values).observe(received)
-            metrics.response_size.labels(*values).observe(sent)
+                key = (method, route, status, *(str(extra.get(n, "")) for n in metrics.extra))
+            children = metrics.children.get(key)
+            if children is None:
+                code = f"{status // 100}xx" if self.group_status_codes else str(status)
+                children = metrics.children_for(key, [method, route, code, *key[3:]])
+            children[0].observe(duration if duration > 0 else 0.0)
+            children[1].observe(received)
+            children[2].observe(sent)
 
 
 def _route(scope: Scope, root_path: str) -> str:

@@ -199,3 +199,17 @@ def _families(registry: CollectorRegistry) -> list:  # type: ignore[type-arg]
     from apytheus._collect import collect_sync
 
     return collect_sync(registry, openmetrics=False)
+
+
+async def test_requests_after_clearing_the_metrics_are_recorded_again(
+    registry: CollectorRegistry,
+) -> None:
+    app = starlette_app(registry)
+    async with client(app) as c:
+        await c.get("/items/1")
+        middleware = MetricsMiddleware(app, registry=registry)  # the same shared metrics
+        middleware.metrics.duration.clear()
+        middleware.metrics.in_progress.clear()
+        await c.get("/items/2")
+    assert count(registry, method="GET", route="/items/{item_id}", status_code="200") == 1.0
+    assert registry.get_sample_value("http_requests_in_progress", {"method": "GET"}) == 0.0
