@@ -15,7 +15,13 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 
 _MAX_HEAD = 16 * 1024
-_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    405: "Method Not Allowed",
+    503: "Service Unavailable",
+}
 
 
 async def serve_app(

@@ -20,6 +20,7 @@ import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
 
+from ._auth import Credentials, credentials
 from ._collect import collect_async, collect_sync
 from ._formats import (
     OPENMETRICS_CONTENT_TYPE,
@@ -146,11 +147,22 @@ def _gzip_ok(accept_encoding: str | None) -> bool:
     return bool(accept_encoding) and "gzip" in str(accept_encoding).lower()
 
 
-def make_asgi_app(registry: Registry = REGISTRY) -> MetricsApp:
+def make_asgi_app(
+    registry: Registry = REGISTRY,
+    *,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+) -> MetricsApp:
     """An ASGI app serving ``registry`` (GET and HEAD; other methods get 405).
 
     Mounted as the top-level app it also handles lifespan, running the
     backend's flusher for the app's lifetime.
+
+    Args:
+        registry: what to serve.
+        bearer_token: if given, requests must send ``Authorization: Bearer <token>``.
+        basic_auth: if given, a ``(user, password)`` pair requests must send.
+            With both, either is accepted; otherwise the answer is 401.
 
     Examples:
         >>> from starlette.applications import Starlette
@@ -158,14 +170,15 @@ def make_asgi_app(registry: Registry = REGISTRY) -> MetricsApp:
         >>> from apytheus import make_asgi_app
         >>> app = Starlette(routes=[Route("/metrics", make_asgi_app())])
     """
-    return MetricsApp(registry)
+    return MetricsApp(registry, credentials(bearer_token, basic_auth))
 
 
 class MetricsApp:
     """The ASGI app returned by `make_asgi_app` (an object, so routers mount it as ASGI)."""
 
-    def __init__(self, registry: Registry = REGISTRY) -> None:
+    def __init__(self, registry: Registry = REGISTRY, auth: Credentials | None = None) -> None:
         self.registry = registry
+        self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection (http or lifespan)."""
@@ -182,6 +195,10 @@ class MetricsApp:
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
         }
+        if self.auth is not None and not self.auth.allows(headers.get("authorization")):
+            challenge = [(b"www-authenticate", self.auth.challenge.encode())]
+            await _respond(send, 401, b"unauthorized\n", "text/plain", challenge)
+            return
         openmetrics, content_type = choose_format(headers.get("accept"))
         names = _query_names(scope.get("query_string", b"").decode("latin-1"))
         try:
@@ -229,10 +246,22 @@ async def _serve_lifespan(receive: Receive, send: Send) -> None:
     await send({"type": "lifespan.shutdown.complete"})
 
 
-def make_wsgi_app(registry: Registry = REGISTRY) -> Callable[..., Iterable[bytes]]:
-    """A WSGI app serving ``registry`` (for Flask, Django and other sync servers)."""
+def make_wsgi_app(
+    registry: Registry = REGISTRY,
+    *,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app serving ``registry`` (for Flask, Django and other sync servers).
+
+    ``bearer_token`` and ``basic_auth`` protect it as in `make_asgi_app`.
+    """
+    auth = credentials(bearer_token, basic_auth)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if auth is not None and not auth.allows(environ.get("HTTP_AUTHORIZATION")):
+            start_response("401 Unauthorized", [("WWW-Authenticate", auth.challenge)])
+            return [b"unauthorized\n"]
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
             start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
@@ -260,6 +289,8 @@ async def serve(
     addr: str = "0.0.0.0",
     registry: Registry = REGISTRY,
     *,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``registry`` over HTTP from the running event loop (asyncio or trio).
@@ -285,18 +316,26 @@ async def serve(
         # TYPE jobs_total counter
         jobs_total 1.0
     """
-    await serve_app(MetricsApp(registry), port, addr, task_status=task_status)
+    app = MetricsApp(registry, credentials(bearer_token, basic_auth))
+    await serve_app(app, port, addr, task_status=task_status)
 
 
 def start_http_server(
-    port: int, addr: str = "0.0.0.0", registry: Registry = REGISTRY
+    port: int,
+    addr: str = "0.0.0.0",
+    registry: Registry = REGISTRY,
+    *,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
 ) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """Serve ``registry`` over HTTP from a daemon thread (for scripts and workers).
+
+    ``bearer_token`` and ``basic_auth`` protect it as in `make_asgi_app`.
 
     Returns:
         The server and its thread; call ``server.shutdown()`` to stop it.
     """
-    wsgi = make_wsgi_app(registry)
+    wsgi = make_wsgi_app(registry, bearer_token=bearer_token, basic_auth=basic_auth)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -305,6 +344,7 @@ def start_http_server(
                 "QUERY_STRING": self.path.partition("?")[2],
                 "HTTP_ACCEPT": self.headers.get("Accept"),
                 "HTTP_ACCEPT_ENCODING": self.headers.get("Accept-Encoding"),
+                "HTTP_AUTHORIZATION": self.headers.get("Authorization"),
             }
             status_headers: list[Any] = []
             body = b"".join(wsgi(environ, lambda s, h: status_headers.extend((s, h))))
