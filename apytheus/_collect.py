@@ -99,6 +99,16 @@ def _parts(
                 continue
             out.append(build_family(fam, fam.name, fam.local_series(), openmetrics))
     out.extend(_errors_family(registry))
+    overflow = {i.name: i.overflowed for i in items if isinstance(i, Family) and i.overflowed}
+    if overflow:
+        out.append(
+            counter_family(
+                "apytheus_series_overflow",
+                "Label sets recorded in a metric's overflow series because it had max_series.",
+                "metric",
+                overflow,
+            )
+        )
     if registry is REGISTRY or registry is REGISTRY.registry:
         health = getattr(current(), "health_families", None)  # a backend's own health metrics
         if callable(health):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -17,8 +18,16 @@ from .backends._current import current, follow
 from .backends._protocol import Backend, MetricSpec, Series
 from .backends._series import HistogramSeries, InfoSeries, ScalarSeries
 
+log = logging.getLogger("apytheus")
+
 if TYPE_CHECKING:
     from .registry import Registry
+
+DEFAULT_MAX_SERIES = 100_000
+"""Series a metric may have before new label sets go to its overflow series."""
+
+OVERFLOW = "<overflow>"
+"""The value of every label of a metric's overflow series."""
 
 # The sample names each kind adds to its family name; used to detect clashes.
 SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -52,6 +61,7 @@ class Family:
         bounds: tuple[float, ...] = (),
         mode: str = "sum",
         states: tuple[str, ...] = (),
+        max_series: int | None = None,
     ) -> None:
         check_metric_name(name)
         if not isinstance(documentation, str):
@@ -74,6 +84,12 @@ class Family:
             bounds=bounds,
             mode=mode,
         )
+        if max_series is not None and (isinstance(max_series, bool) or max_series < 1):
+            raise ValueError("max_series must be a positive number of series")
+        self.max_series = DEFAULT_MAX_SERIES if max_series is None else int(max_series)
+        self.overflow_pairs: LabelPairs = tuple((n, OVERFLOW) for n in names)
+        self.overflowed = 0  # label sets refused because the metric was full
+        self._warned = False
         self.handles: dict[LabelPairs, Any] = {}
         self.caches: list[dict[Any, Any]] = []
         self._series: dict[LabelPairs, Series] = {}
@@ -106,6 +122,26 @@ class Family:
         if self.kind == "info":
             return InfoSeries(labels)
         return ScalarSeries(labels)
+
+    def full_for(self, pairs: LabelPairs) -> bool:
+        """Whether a new series for ``pairs`` would go beyond ``max_series`` (counts it)."""
+        used = len(self._series) - (self.overflow_pairs in self._series)  # overflow is extra
+        if pairs in self._series or used < self.max_series:
+            return False
+        if pairs == self.overflow_pairs:
+            return False  # the overflow series itself is always allowed (one beyond the limit)
+        self.overflowed += 1
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "apytheus: metric %r reached max_series=%d; new label sets are recorded in "
+                "its series with every label %r (is a label unbounded, like a user id or a "
+                "raw path?); apytheus_series_overflow_total counts them",
+                self.name,
+                self.max_series,
+                OVERFLOW,
+            )
+        return True
 
     def local_series(self) -> list[Series]:
         """The series created in this process (for metrics no registry holds)."""

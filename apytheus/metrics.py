@@ -113,6 +113,8 @@ class _Metric:
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, str] | None = None,
         registry: Registry | None = REGISTRY,
+        *,
+        max_series: int | None = None,
     ) -> None:
         self._init_family(
             Family(
@@ -123,6 +125,7 @@ class _Metric:
                 default_labels,
                 registry,
                 reserved=self._reserved,
+                max_series=max_series,
             ),
             registry,
         )
@@ -226,6 +229,9 @@ class _Metric:
         with family.lock:  # remove() clears the caches under the same lock
             handle = family.handles.get(pairs)
             if handle is None:
+                if len(pairs) == len(family.label_names) and family.full_for(pairs):
+                    # Full: the overflow series, and nothing cached for these labels.
+                    return self._labels_slow((), dict(family.overflow_pairs), None, {})
                 handle = self.__class__.__new__(self.__class__)
                 handle._bind(family, merged)
                 family.handles[pairs] = handle
@@ -299,10 +305,14 @@ class Counter(_Metric):
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, str] | None = None,
         registry: Registry | None = REGISTRY,
+        *,
+        max_series: int | None = None,
     ) -> None:
         if isinstance(name, str) and name.endswith("_total") and len(name) > 6:
             name = name[:-6]
-        super().__init__(name, description, required_labels, default_labels, registry)
+        super().__init__(
+            name, description, required_labels, default_labels, registry, max_series=max_series
+        )
 
     def inc(
         self,
@@ -398,6 +408,8 @@ class Gauge(_Metric):
         default_labels: Mapping[str, str] | None = None,
         registry: Registry | None = REGISTRY,
         multiprocess_mode: str = "sum",
+        *,
+        max_series: int | None = None,
     ) -> None:
         if multiprocess_mode not in MULTIPROCESS_MODES:
             raise ValueError(
@@ -413,6 +425,7 @@ class Gauge(_Metric):
                 default_labels,
                 registry,
                 mode=multiprocess_mode,
+                max_series=max_series,
                 # these modes add a `worker` label on a shared backend
                 reserved=("worker",) if multiprocess_mode in ("all", "liveall") else (),
             ),
@@ -587,6 +600,8 @@ class Histogram(_Observed):
         default_labels: Mapping[str, str] | None = None,
         registry: Registry | None = REGISTRY,
         buckets: Iterable[float] | None = DEFAULT_BUCKETS,
+        *,
+        max_series: int | None = None,
     ) -> None:
         self._init_family(
             Family(
@@ -598,6 +613,7 @@ class Histogram(_Observed):
                 registry,
                 reserved=("le",),
                 bounds=_check_buckets(buckets),
+                max_series=max_series,
             ),
             registry,
         )
@@ -657,10 +673,14 @@ class Info(_Metric):
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, str] | None = None,
         registry: Registry | None = REGISTRY,
+        *,
+        max_series: int | None = None,
     ) -> None:
         if isinstance(name, str) and name.endswith("_info") and len(name) > 5:
             name = name[:-5]
-        super().__init__(name, description, required_labels, default_labels, registry)
+        super().__init__(
+            name, description, required_labels, default_labels, registry, max_series=max_series
+        )
 
     def info(self, value: Mapping[str, str]) -> None:
         """Replace the facts with ``value`` (label names to string values)."""
@@ -697,6 +717,8 @@ class Enum(_Metric):
         default_labels: Mapping[str, str] | None = None,
         registry: Registry | None = REGISTRY,
         states: Sequence[str] = (),
+        *,
+        max_series: int | None = None,
     ) -> None:
         if isinstance(states, str) or not states or not all(isinstance(s, str) for s in states):
             raise ValueError("Enum needs states: a non-empty list of strings")
@@ -718,6 +740,7 @@ class Enum(_Metric):
                 registry,
                 reserved=(name, exposed),
                 states=tuple(states),
+                max_series=max_series,
             ),
             registry,
         )
