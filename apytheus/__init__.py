@@ -13,11 +13,15 @@ from .backends import load_backend as load_backend
 from .exposition import OPENMETRICS_CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE
 from .exposition import PROMETHEUS_CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
 from .exposition import agenerate_metrics as agenerate_metrics
+from .exposition import delete_from_gateway as delete_from_gateway
 from .exposition import generate_metrics as generate_metrics
 from .exposition import make_asgi_app as make_asgi_app
 from .exposition import make_wsgi_app as make_wsgi_app
+from .exposition import push_to_gateway as push_to_gateway
+from .exposition import pushadd_to_gateway as pushadd_to_gateway
 from .exposition import serve as serve
 from .exposition import start_http_server as start_http_server
+from .exposition import write_to_textfile as write_to_textfile
 from .metrics import Counter as Counter
 from .metrics import CustomCollector as CustomCollector
 from .metrics import Enum as Enum
@@ -41,13 +45,17 @@ __all__ = [
     "REGISTRY",
     "Summary",
     "agenerate_metrics",
+    "delete_from_gateway",
     "generate_metrics",
     "lifespan",
     "load_backend",
     "make_asgi_app",
     "make_wsgi_app",
+    "push_to_gateway",
+    "pushadd_to_gateway",
     "serve",
     "start_http_server",
+    "write_to_textfile",
 ]
 
 __version__ = "0.1.0.dev0"

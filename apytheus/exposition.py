@@ -29,6 +29,18 @@ from ._formats import (
     encode_text,
 )
 from ._lifespan import lifespan
+from ._push import PushgatewayError as PushgatewayError
+from ._push import abasic_auth_handler as abasic_auth_handler
+from ._push import adefault_handler as adefault_handler
+from ._push import adelete_from_gateway as adelete_from_gateway
+from ._push import apush_to_gateway as apush_to_gateway
+from ._push import apushadd_to_gateway as apushadd_to_gateway
+from ._push import basic_auth_handler as basic_auth_handler
+from ._push import default_handler as default_handler
+from ._push import delete_from_gateway as delete_from_gateway
+from ._push import push_to_gateway as push_to_gateway
+from ._push import pushadd_to_gateway as pushadd_to_gateway
+from ._push import write_to_textfile as write_to_textfile
 from ._samples import MetricFamily, build_family
 from ._server import serve_app
 from .exceptions import BackendUnavailable
@@ -38,13 +50,25 @@ __all__ = [
     "MetricsApp",
     "OPENMETRICS_CONTENT_TYPE",
     "PROMETHEUS_CONTENT_TYPE",
+    "PushgatewayError",
+    "abasic_auth_handler",
+    "adefault_handler",
+    "adelete_from_gateway",
     "agenerate_metrics",
+    "apush_to_gateway",
+    "apushadd_to_gateway",
+    "basic_auth_handler",
     "choose_format",
+    "default_handler",
+    "delete_from_gateway",
     "generate_metrics",
     "make_asgi_app",
     "make_wsgi_app",
+    "push_to_gateway",
+    "pushadd_to_gateway",
     "serve",
     "start_http_server",
+    "write_to_textfile",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -298,7 +322,7 @@ async def serve(
     For async programs without a web framework. Runs until cancelled; with
     ``await task_group.start(serve, 0)`` it reports the port it bound.
 
-    Example:
+    Examples:
         >>> import anyio, httpx
         >>> from apytheus import CollectorRegistry, Counter
         >>> from apytheus.exposition import serve

@@ -127,7 +127,7 @@ class MetricsMiddleware:
             its keys must be given as ``extra_label_names``.
         extra_label_names: the names of those labels.
 
-    Example:
+    Examples:
         >>> from starlette.applications import Starlette
         >>> from apytheus import CollectorRegistry
         >>> from apytheus.middleware import MetricsMiddleware

@@ -13,6 +13,7 @@ MODULES = [
     "apytheus",
     "apytheus.aiohttp",
     "apytheus.backends",
+    "apytheus.collectors",
     "apytheus.exposition",
     "apytheus.metrics",
     "apytheus.middleware",

@@ -73,7 +73,7 @@ def load_backend(
         InvalidBackendClassException: the class cannot be imported or is not a backend.
         InvalidBackendConfigException: the configuration is not a JSON object.
 
-    Example:
+    Examples:
         >>> from apytheus.backends import InProcessBackend, load_backend
         >>> load_backend(InProcessBackend)
         InProcessBackend()
