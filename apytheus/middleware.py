@@ -9,6 +9,7 @@ raw path, so a scanner cannot multiply the series.
 
 from __future__ import annotations
 
+import logging
 import re
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
@@ -29,6 +30,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _REGEX_CHARS = frozenset(".^$*+?{}[]\\|()")
+
+log = logging.getLogger("apytheus")
 
 UNMATCHED_ROUTE = "<unmatched>"
 """The ``route`` of every request that matched no route (404s, scanners)."""
@@ -126,6 +129,9 @@ class MetricsMiddleware:
         extra_labels: a function of the ASGI scope returning more label values;
             its keys must be given as ``extra_label_names``.
         extra_label_names: the names of those labels.
+        exemplar: a function of the ASGI scope returning exemplar labels (e.g.
+            ``{"trace_id": ...}``) or None; attached to the duration
+            observation and shown in OpenMetrics.
 
     Examples:
         >>> from starlette.applications import Starlette
@@ -144,6 +150,7 @@ class MetricsMiddleware:
         group_status_codes: bool = False,
         extra_labels: Callable[[Scope], Mapping[str, str]] | None = None,
         extra_label_names: Sequence[str] = (),
+        exemplar: Callable[[Scope], Mapping[str, str] | None] | None = None,
     ) -> None:
         self.app = app
         if bool(extra_labels) != bool(extra_label_names):
@@ -155,6 +162,8 @@ class MetricsMiddleware:
         self.excluded = [re.compile(p) for p in excluded if set(p) & _REGEX_CHARS]
         self.group_status_codes = group_status_codes
         self.extra_labels = extra_labels
+        self.exemplar = exemplar
+        self._exemplar_failed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -216,9 +225,24 @@ class MetricsMiddleware:
             if children is None:
                 code = f"{status // 100}xx" if self.group_status_codes else str(status)
                 children = metrics.children_for(key, [method, route, code, *key[3:]])
-            children[0].observe(duration if duration > 0 else 0.0)
+            duration = duration if duration > 0 else 0.0
+            if self.exemplar is None:
+                children[0].observe(duration)
+            else:
+                self._observe_with_exemplar(children[0], duration, scope)
             children[1].observe(received)
             children[2].observe(sent)
+
+    def _observe_with_exemplar(self, child: Any, duration: float, scope: Scope) -> None:
+        """Observe with the user's exemplar; a failing callback never fails the request."""
+        try:
+            labels = self.exemplar(scope) if self.exemplar is not None else None
+            child.observe(duration, exemplar=labels or None)
+        except Exception:
+            if not self._exemplar_failed:
+                self._exemplar_failed = True
+                log.exception("apytheus: the middleware's exemplar function failed")
+            child.observe(duration)
 
 
 def _route(scope: Scope, root_path: str) -> str:

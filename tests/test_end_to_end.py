@@ -120,3 +120,20 @@ async def test_prometheus_sees_every_request_of_every_worker_by_route_template(
     assert routes == {"/items/{item_id}"}, f"raw paths leaked into labels: {routes}"
     kinds = query(prometheus, "sum(items_viewed_total)")
     assert float(kinds[0]["value"][1]) == REQUESTS  # type: ignore[index]
+    check_grafana_dashboard(prometheus)
+
+
+def check_grafana_dashboard(prometheus: str) -> None:
+    """Every query of examples/grafana runs on this Prometheus; rate and latency have data."""
+    dashboard = json.loads((ROOT / "examples" / "grafana" / "apytheus-http.json").read_text())
+    variables = {"$__rate_interval": "1m", "$route": ".*"}
+    with_data = {"Requests per second, by route", "Latency percentiles, by route"}
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for name, value in variables.items():
+                expr = expr.replace(name, value)
+            response = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=5)
+            assert response.status_code == 200, (panel["title"], expr, response.text)
+            if panel["title"] in with_data:  # rate() needs two scrapes since the requests
+                wait_for(lambda e=expr: bool(query(prometheus, e)), 20, f"data for {expr}")

@@ -213,3 +213,26 @@ async def test_requests_after_clearing_the_metrics_are_recorded_again(
         await c.get("/items/2")
     assert count(registry, method="GET", route="/items/{item_id}", status_code="200") == 1.0
     assert registry.get_sample_value("http_requests_in_progress", {"method": "GET"}) == 0.0
+
+
+async def test_exemplars_from_the_request_show_in_openmetrics(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    def trace(scope: dict[str, object]) -> dict[str, str] | None:
+        headers = dict(scope["headers"])  # type: ignore[call-overload]
+        trace_id = headers.get(b"x-trace-id")
+        if trace_id == b"boom":
+            raise RuntimeError("bad header")
+        return {"trace_id": trace_id.decode()} if trace_id else None
+
+    app = starlette_app(registry, exemplar=trace)
+    async with client(app) as c:
+        await c.get("/items/1", headers={"x-trace-id": "abc123"})
+        await c.get("/items/2")  # no exemplar
+        await c.get("/items/3", headers={"x-trace-id": "boom"})  # the callback fails
+    from apytheus import generate_metrics
+
+    text = generate_metrics(registry, openmetrics=True)
+    assert '# {trace_id="abc123"}' in text
+    assert count(registry, method="GET", route="/items/{item_id}", status_code="200") == 3.0
+    assert caplog.text.count("exemplar function failed") == 1
