@@ -259,13 +259,16 @@ async def _serve_lifespan(receive: Receive, send: Send) -> None:
     message = await receive()
     if message["type"] != "lifespan.startup":
         return
+    started = False
     try:
         async with lifespan():
             await send({"type": "lifespan.startup.complete"})
+            started = True
             while (await receive())["type"] != "lifespan.shutdown":
                 pass
-    except Exception as exc:
-        await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+    except Exception as exc:  # the server reports it (and refuses to start, at startup)
+        phase = "shutdown" if started else "startup"
+        await send({"type": f"lifespan.{phase}.failed", "message": str(exc)})
         return
     await send({"type": "lifespan.shutdown.complete"})
 

@@ -169,8 +169,7 @@ class MetricsMiddleware:
         """Handle one ASGI connection."""
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                async with lifespan():
-                    await self.app(scope, receive, send)
+                await self._lifespan(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
@@ -232,6 +231,24 @@ class MetricsMiddleware:
                 self._observe_with_exemplar(children[0], duration, scope)
             children[1].observe(received)
             children[2].observe(sent)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app's lifespan inside `apytheus.lifespan`; report a failure to start."""
+        context = lifespan()
+        try:
+            await context.__aenter__()
+        except Exception as exc:  # bad credentials, say: the server must not start
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            if not await context.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            await context.__aexit__(None, None, None)
 
     def _observe_with_exemplar(self, child: Any, duration: float, scope: Scope) -> None:
         """Observe with the user's exemplar; a failing callback never fails the request."""

@@ -7,7 +7,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -26,13 +28,29 @@ def redis_binary(name: str = "redis-server") -> str | None:
 
 
 class RedisServer:
-    """One redis-server on 127.0.0.1:<port>, no persistence; restartable on the same port."""
+    """One redis-server on 127.0.0.1:<port>, no persistence; restartable on the same port.
 
-    def __init__(self, binary: str, port: int, workdir: Path, *extra: str) -> None:
+    With ``tls=True`` the port is a TLS port (``--port 0 --tls-port <port>``: the
+    certificate options go in ``extra``), and ``client_options`` (``ssl_ca_certs``,
+    a password, ...) are what the readiness check and `client` connect with. A
+    server that answers with an authentication error counts as ready.
+    """
+
+    def __init__(
+        self,
+        binary: str,
+        port: int,
+        workdir: Path,
+        *extra: str,
+        tls: bool = False,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.binary = binary
         self.port = port
         self.workdir = workdir
         self.extra = extra
+        self.tls = tls
+        self.client_options = dict(client_options or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,18 +59,23 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 15.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        ports = (
+            ["--port", "0", "--tls-port", str(self.port)]
+            if self.tls
+            else ["--port", str(self.port)]
+        )
+        args = [self.binary, *ports, "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir), *self.extra]
         args += ["--logfile", str(self.log)]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir
         )
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        client = self._client(socket_connect_timeout=0.5, socket_timeout=0.5)
         while True:
             if self.process.poll() is not None:
                 log = self.log.read_text() if self.log.exists() else ""
@@ -61,6 +84,9 @@ class RedisServer:
                 if client.ping():
                     client.close()
                     return
+            except redis.exceptions.AuthenticationError:
+                client.close()
+                return  # it answers (it wants a password the readiness check does not have)
             except redis.exceptions.RedisError:
                 pass
             if time.monotonic() > deadline:
@@ -97,4 +123,8 @@ class RedisServer:
         os.kill(self.process.pid, signal.SIGCONT)
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+        return self._client(socket_timeout=5)
+
+    def _client(self, **options: Any) -> redis.Redis:
+        options = {"ssl": True, **options} if self.tls else options
+        return redis.Redis(port=self.port, **{**options, **self.client_options})

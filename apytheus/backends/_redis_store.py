@@ -23,11 +23,14 @@ import json
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .._labels import LabelSet
 from ._buffer import SEP, Batch, bucket_parts, series_field
@@ -37,7 +40,8 @@ from ._series import HistogramSeries, InfoSeries, ScalarSeries
 # KEYS: seq, values, created, times. ARGV: worker, seq, now, #incr, #set, #stamped,
 # #created, then the fields. Applied only if this worker's last applied batch is older.
 # The number is stored first: a script that fails half-way (a key of another type) is
-# never applied twice. An increment that overflows a float stores an infinity.
+# never applied twice. An increment that overflows a float stores an infinity; an ACL
+# that refuses HINCRBYFLOAT is an error (never an infinity).
 FLUSH_SCRIPT = """
 local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if last >= tonumber(ARGV[2]) then return 0 end
@@ -46,6 +50,9 @@ local i = 8
 for _ = 1, tonumber(ARGV[4]) do
   local r = redis.pcall('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
   if type(r) == 'table' and r.err then
+    if string.find(r.err, 'user executing the script', 1, true) then
+      return redis.error_reply(r.err)
+    end
     redis.call('HSET', KEYS[2], ARGV[i], tonumber(ARGV[i + 1]) < 0 and '-inf' or 'inf')
   end
   i = i + 2
@@ -101,6 +108,9 @@ _TRANSIENT = (
     redis.exceptions.ClusterDownError,
     redis.exceptions.MasterDownError,
 )
+# errors that retrying cannot cure: the credentials or the ACL are wrong (a config problem)
+_AUTH_PREFIXES = ("NOAUTH", "WRONGPASS", "NOPERM")
+_SCRIPT_ACL = "user executing the script can't"  # an ACL refusal inside a Lua script
 
 
 class RedisStore:
@@ -141,12 +151,8 @@ class RedisStore:
     def close(self) -> None:
         """Close every connection (a cluster client's per-node pools too)."""
         client, self._client = self._client, None
-        if client is None:
-            return
-        for node in client.get_nodes() if hasattr(client, "get_nodes") else ():
-            if node.redis_connection is not None:  # RedisCluster.close() leaves these open
-                node.redis_connection.connection_pool.disconnect()
-        client.close()
+        if client is not None:
+            _close_client(client)
 
     def keys(self, spec: MetricSpec) -> tuple[str, str, str, str]:
         """The seq, values, created and times keys of a metric."""
@@ -197,7 +203,8 @@ class RedisStore:
             errors = [r for r in results if isinstance(r, Exception)]
             if not errors:
                 return []
-            transient = [e for e in errors if isinstance(e, _TRANSIENT)]
+            # an outage, or an ACL that refuses a command: keep the batch, send it again later
+            transient = [e for e in errors if isinstance(e, _TRANSIENT) or is_auth_error(e)]
             if transient:
                 raise transient[0]
             if attempt == 1 and any(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
@@ -227,6 +234,9 @@ class RedisStore:
         if retry and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
             client.script_load(PRUNE_SCRIPT)
             return self.prune(specs, before, retry=False)
+        refused = [r for r in results if isinstance(r, Exception) and is_auth_error(r)]
+        if refused:
+            raise refused[0]  # the ACL does not allow pruning: say so
         return gone
 
     # -- read ---------------------------------------------------------------
@@ -239,7 +249,9 @@ class RedisStore:
             pipe.hgetall(created if spec.kind in ("counter", "histogram", "summary") else times)
         pipe.zrangebyscore(self.workers_key, now, "+inf")
         results = pipe.execute(raise_on_error=False)
-        transient = [r for r in results if isinstance(r, _TRANSIENT)]
+        # an outage, or an ACL that refuses a read: no partial answer
+        errors = [r for r in results if isinstance(r, Exception)]
+        transient = [e for e in errors if isinstance(e, _TRANSIENT) or is_auth_error(e)]
         if transient:
             raise transient[0]
         if isinstance(results[-1], Exception):
@@ -383,12 +395,145 @@ def _created(created: dict[bytes, bytes], field: bytes) -> float:
     return float(raw) if raw is not None else 0.0
 
 
-def client_factory(config: dict[str, Any]) -> Callable[[], Any]:
-    """A function making a redis-py sync client (or cluster client) from the config."""
+def _close_client(client: Any) -> None:
+    for node in client.get_nodes() if hasattr(client, "get_nodes") else ():
+        if node.redis_connection is not None:  # RedisCluster.close() leaves these open
+            node.redis_connection.connection_pool.disconnect()
+    client.close()
+
+
+def ping_once(make_client: Callable[[], Any]) -> None:
+    """Connect with a client of its own, send one PING, disconnect (blocking).
+
+    Raises:
+        redis.exceptions.RedisError: what connecting or the PING raised.
+    """
+    client = make_client()
+    try:
+        client.ping()
+    finally:
+        _close_client(client)
+
+
+def is_auth_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the credentials or the ACL are wrong."""
+    return _auth_error(exc) is not None
+
+
+def _auth_error(exc: BaseException) -> BaseException | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # a cluster client wraps the cause
+        seen.add(id(current))
+        if isinstance(
+            current,
+            redis.exceptions.AuthenticationError
+            | redis.exceptions.AuthenticationWrongNumberOfArgsError
+            | redis.exceptions.NoPermissionError,
+        ):
+            return current
+        if isinstance(current, redis.exceptions.ResponseError) and (
+            str(current).startswith(_AUTH_PREFIXES) or _SCRIPT_ACL in str(current)
+        ):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def auth_problem(exc: BaseException, config: Mapping[str, Any]) -> str | None:
+    """What is wrong and how to fix it, if ``exc`` is an authentication or ACL error.
+
+    The message names the server (its address without the password) and never
+    contains the password.
+    """
+    error = _auth_error(exc)
+    if error is None:
+        return None
+    where = redacted_location(config)
+    password = _password(config)
+    reply = str(error)
+    if password:
+        reply = reply.replace(password, "***")
+    text = reply.lower()
+    if isinstance(error, redis.exceptions.AuthenticationWrongNumberOfArgsError):
+        what = (
+            f"Redis at {where} refused AUTH with a username (a server older than 6.0 "
+            "has no ACL users)"
+        )
+        fix = "leave `username` out of the backend config, or upgrade Redis"
+    elif (
+        isinstance(error, redis.exceptions.NoPermissionError)
+        or text.startswith("noperm")
+        or _SCRIPT_ACL in text
+    ):
+        what = f"the Redis ACL user of {where} may not run a command apytheus needs"
+        fix = (
+            "grant that user the commands and key patterns listed in the Security "
+            "section of the multiprocess docs (ACL SETUSER)"
+        )
+    elif "without any password configured" in text or "no password is set" in text:
+        what = f"the backend config gives a password, but Redis at {where} has none set"
+        fix = "remove the password from the backend config, or set one in Redis (requirepass)"
+    elif not password or "authentication required" in text or "noauth" in text:
+        what = f"Redis at {where} requires a password, and the backend config gives none"
+        fix = (
+            'give it: "url": "redis://:PASSWORD@host:6379/0", or the "password" '
+            '(and "username" for an ACL user) option'
+        )
+    else:
+        what = f"Redis at {where} refused the username/password of the backend config"
+        fix = (
+            'check "password" (and "username" for an ACL user), in the "url" '
+            "(redis://USER:PASSWORD@host) or as options"
+        )
+    return f"{what} ({type(error).__name__}: {reply}); {fix}"
+
+
+def _password(config: Mapping[str, Any]) -> str | None:
+    url = config.get("url")
+    if url:
+        try:
+            found = urlsplit(str(url)).password
+        except ValueError:
+            found = None
+        if found:
+            return unquote(found)
+    password = config.get("password")
+    return str(password) if password else None
+
+
+def redacted_location(config: Mapping[str, Any]) -> str:
+    """Where the config points, as a URL without password or query (safe to log)."""
+    url = config.get("url")
+    if url:
+        try:
+            parts = urlsplit(str(url))
+            user = f"{parts.username}@" if parts.username else ""
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            return "<the configured url>"
+        return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+    scheme = "rediss" if config.get("ssl") else "redis"
+    if config.get("unix_socket_path"):
+        return f"unix://{config['unix_socket_path']}"
+    user = f"{config['username']}@" if config.get("username") else ""
+    host = config.get("host", "localhost")
+    return f"{scheme}://{user}{host}:{config.get('port', 6379)}/{config.get('db', 0)}"
+
+
+def client_factory(config: dict[str, Any], retries: int | None = None) -> Callable[[], Any]:
+    """A function making a redis-py sync client (or cluster client) from the config.
+
+    ``retries`` (if given) replaces redis-py's retry policy: ``0`` makes a client
+    that tries once (the startup check's).
+    """
     options = dict(config)
     cluster = bool(options.pop("cluster", False))
     url = options.pop("url", None)
     options = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0, **options}
+    if retries is not None:
+        options["retry"] = Retry(NoBackoff(), retries)
     if cluster:
         from redis.cluster import RedisCluster
 

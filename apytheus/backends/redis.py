@@ -26,11 +26,17 @@ import anyio.to_thread
 
 from .._labels import LabelSet
 from .._samples import MetricFamily, Sample
-from ..exceptions import BackendUnavailable
+from ..exceptions import BackendUnavailable, InvalidBackendConfigException
 from ._buffer import Batch, DeltaBuffer
 from ._flusher import Flusher
 from ._protocol import MetricSpec, Series
-from ._redis_store import RedisStore, client_factory
+from ._redis_store import (
+    RedisStore,
+    auth_problem,
+    client_factory,
+    ping_once,
+    redacted_location,
+)
 
 __all__ = ["MultiProcessRedisBackend", "RedisBackend"]
 
@@ -90,7 +96,9 @@ class RedisBackend:
         if "|" in self.key_prefix:
             raise ValueError("key_prefix must not contain '|' (it separates prefix and name)")
         self._identity = (self.key_prefix, repr(sorted(options.items())))
+        self._options = options
         self._store = RedisStore(client_factory(options), self.key_prefix, self.heartbeat_ttl)
+        self._probe = client_factory(options, retries=0)  # the startup check tries once
         self._buffer = DeltaBuffer(_worker_id())
         self._flusher = Flusher(self.flush_sync, self.flush_interval)
         self._flush_lock = threading.Lock()
@@ -106,6 +114,7 @@ class RedisBackend:
         self.dropped_updates = 0
         self.last_flush = 0.0
         self._last_logged = 0.0
+        self._auth_logged = False  # an auth/ACL failure was logged since the last success
         self._last_prune = time.time()
 
     @property
@@ -139,7 +148,8 @@ class RedisBackend:
         try:
             return self._store.read(metrics, time.time())
         except Exception as exc:
-            raise BackendUnavailable(f"cannot read metrics from Redis: {exc}") from exc
+            problem = auth_problem(exc, self._options)
+            raise BackendUnavailable(f"cannot read metrics from Redis: {problem or exc}") from exc
 
     async def acollect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
         """`collect` in a worker thread: the event loop keeps serving meanwhile."""
@@ -150,7 +160,12 @@ class RedisBackend:
         await anyio.to_thread.run_sync(self.flush_sync)
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
-        """Run the flusher as an anyio task; flush a last time on exit."""
+        """Check the connection, run the flusher as an anyio task; flush a last time on exit.
+
+        Entering it raises `InvalidBackendConfigException` if Redis refuses the
+        password or the ACL user (see `check_connection`), so the app's startup
+        fails with that message instead of losing its metrics quietly.
+        """
         return self._lifespan()
 
     # -- flushing --------------------------------------------------------------
@@ -181,7 +196,18 @@ class RedisBackend:
                     self._buffer.ack(batch)
             except Exception as exc:
                 self.flush_errors += 1
-                if now - self._last_logged > 60:
+                problem = auth_problem(exc, self._options)
+                if problem is not None and (not self._auth_logged or now - self._last_logged > 60):
+                    # not an outage: nothing reaches Redis until the config is fixed
+                    self._auth_logged = True
+                    self._last_logged = now
+                    log.error(
+                        "apytheus: flush to Redis failed (%d failures so far): %s. "
+                        "The deltas stay buffered and are retried",
+                        self.flush_errors,
+                        problem,
+                    )
+                elif now - self._last_logged > 60:
                     self._last_logged = now
                     log.warning(
                         "apytheus: flush to Redis failed (%d failures so far): %s; "
@@ -191,6 +217,7 @@ class RedisBackend:
                     )
                 return False
             self.last_flush = now
+            self._auth_logged = False
             if now - self._last_prune >= self._prune_every:
                 self._prune(now)
             return True
@@ -201,7 +228,12 @@ class RedisBackend:
         try:
             gone = self._store.prune(self._buffer.specs(), now - self.worker_retention)
         except Exception as exc:  # pruning can wait for the next time
-            log.warning("apytheus: pruning dead workers in Redis failed: %s", exc)
+            problem = auth_problem(exc, self._options)
+            log.log(
+                logging.ERROR if problem else logging.WARNING,
+                "apytheus: pruning dead workers in Redis failed: %s",
+                problem or exc,
+            )
             return
         if gone:
             log.info("apytheus: removed %d dead workers' data from Redis", len(gone))
@@ -222,8 +254,32 @@ class RedisBackend:
             dropped,
         )
 
+    def check_connection(self) -> None:
+        """Connect and PING once (blocking), to catch a wrong password or ACL at startup.
+
+        Raises:
+            InvalidBackendConfigException: Redis refused the credentials, or the
+                ACL user may not run PING: a config error, which no retry cures.
+
+        An unreachable Redis is only logged: the flusher keeps the deltas and
+        retries, so an outage at startup never stops the app.
+        """
+        try:
+            ping_once(self._probe)
+        except Exception as exc:
+            problem = auth_problem(exc, self._options)
+            if problem is not None:
+                raise InvalidBackendConfigException(f"apytheus: {problem}") from None
+            log.warning(
+                "apytheus: Redis at %s does not answer at startup (%s); starting anyway: "
+                "the deltas stay buffered and the flusher retries",
+                redacted_location(self._options),
+                exc,
+            )
+
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(self.check_connection)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._flusher.run)
