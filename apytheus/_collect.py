@@ -1,7 +1,10 @@
 """COLLECT: read every series of a registry through the backend and build families.
 
 A custom collector that raises is logged and counted in
-``apytheus_collector_errors_total``; the rest of the scrape is served.
+``apytheus_collector_errors_total``; the rest of the scrape is served. Custom
+collectors may also yield prometheus_client's families (``GaugeMetricFamily``
+and the like): they are read by their shape, as apytheus never imports
+prometheus_client.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import anyio
 import anyio.lowlevel
 
 from ._family import Family, family_of
-from ._samples import MetricFamily, build_family, counter_family
+from ._labels import LabelSet, check_label_names, check_metric_name, label_value
+from ._samples import MetricFamily, Sample, build_family, counter_family
 from .backends._current import current
 from .backends._protocol import MetricSpec, Series
+from .backends._series import Exemplar
 from .registry import REGISTRY, Registry
 
 log = logging.getLogger("apytheus")
@@ -95,7 +100,16 @@ def _parts(
                 continue
             fam = family_of(produced)
             if fam is None:
-                _failed(registry, item, TypeError(f"collect() yielded {produced!r}, not a metric"))
+                try:
+                    converted = _client_families(produced, openmetrics)
+                except (AttributeError, TypeError, ValueError) as exc:  # family-like, invalid
+                    _failed(registry, item, exc)
+                    continue
+                if converted is None:
+                    failure = TypeError(f"collect() yielded {produced!r}, not a metric")
+                    _failed(registry, item, failure)
+                else:
+                    out.extend(converted)
                 continue
             out.append(build_family(fam, fam.name, fam.local_series(), openmetrics))
     out.extend(_errors_family(registry))
@@ -116,6 +130,63 @@ def _parts(
     if names is None:
         return out
     return [p for p in out if not isinstance(p, MetricFamily) or _named(p, names)]
+
+
+# Types whose ``_created`` samples prometheus_client's text format shows as a gauge of
+# their own; apytheus shows ``_created`` in OpenMetrics only, so the text leaves them out.
+_CREATED_KINDS = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
+# Samples that prometheus_client's text format moves into gauges after their family.
+_OPENMETRICS_ONLY = ("_created", "_gcount", "_gsum")
+
+
+def _client_families(obj: Any, openmetrics: bool) -> list[MetricFamily] | None:
+    """A prometheus_client-style family (``GaugeMetricFamily``…) as `MetricFamily` objects.
+
+    Duck-typed: ``name``, ``documentation``, ``type`` and ``samples`` whose
+    items have ``name``, ``labels`` and ``value``. None when ``obj`` has not
+    that shape; `ValueError` / `TypeError` when names or values are invalid.
+    The text format is prometheus_client's: labels sorted, ``_gcount`` and
+    ``_gsum`` as gauges of their own (but no ``_created``, as for apytheus'
+    metrics). Sample timestamps and units are dropped (apytheus' encoders have
+    none), and so are exemplars without a timestamp.
+    """
+    try:
+        name, documentation, kind, raw = obj.name, obj.documentation, obj.type, obj.samples
+    except AttributeError:
+        return None
+    if not all(isinstance(x, str) for x in (name, documentation, kind)):
+        return None
+    check_metric_name(name)
+    samples: list[Sample] = []
+    moved: dict[str, list[Sample]] = {}
+    for s in raw:
+        given = dict(s.labels)
+        names = sorted(check_label_names(given))
+        labels = LabelSet(tuple((n, label_value(n, given[n])) for n in names))
+        exemplar = _client_exemplar(getattr(s, "exemplar", None)) if openmetrics else None
+        sample = Sample(check_metric_name(s.name), labels, float(s.value), exemplar)
+        suffix = sample.name[len(name) :] if sample.name.startswith(name) else ""
+        if openmetrics or suffix not in _OPENMETRICS_ONLY:
+            samples.append(sample)
+        elif suffix != "_created" or kind not in _CREATED_KINDS:
+            moved.setdefault(suffix, []).append(sample)
+    if openmetrics:
+        return [MetricFamily(name, documentation, kind, samples)]
+    kind = {"gaugehistogram": "histogram"}.get(kind, kind)  # prometheus_client's text names
+    families = [MetricFamily(name, documentation, kind, samples)]
+    for suffix, found in sorted(moved.items()):
+        families.append(MetricFamily(name + suffix, documentation, "gauge", found))
+    return families
+
+
+def _client_exemplar(exemplar: Any) -> Exemplar | None:
+    """A prometheus_client ``Exemplar`` as apytheus' (None without a timestamp)."""
+    if exemplar is None or getattr(exemplar, "timestamp", None) is None:
+        return None
+    given = dict(exemplar.labels)
+    names = check_label_names(given)
+    pairs = tuple((n, label_value(n, given[n])) for n in names)
+    return Exemplar(LabelSet(pairs), float(exemplar.value), float(exemplar.timestamp))
 
 
 def _named(family: MetricFamily, names: frozenset[str]) -> bool:

@@ -77,6 +77,7 @@ CONTRACT = {
     ],
     "apytheus.middleware": ["MetricsMiddleware", "PytheusMiddlewareASGI"],
     "apytheus.aiohttp": ["metrics_handler", "metrics_middleware"],
+    "apytheus.experimental.compatibility": ["patch_client"],
     "apytheus.exceptions": [
         "PytheusException",
         "UnobservableMetricException",
