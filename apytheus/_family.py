@@ -64,6 +64,22 @@ class Family:
         max_series: int | None = None,
     ) -> None:
         check_metric_name(name)
+        if default_labels is not None and not isinstance(default_labels, Mapping):
+            raise TypeError(
+                f"default_labels of {name!r} must be a dict of label names to values, "
+                f"not {type(default_labels).__name__}"
+            )
+        if registry is not None and not (
+            hasattr(registry, "register") and hasattr(registry, "prefix")
+        ):
+            raise TypeError(
+                f"registry of {name!r} must be a CollectorRegistry (or None), "
+                f"not {type(registry).__name__}"
+            )
+        if max_series is not None and (
+            not isinstance(max_series, int) or isinstance(max_series, bool) or max_series < 1
+        ):
+            raise ValueError(f"max_series must be a positive whole number, got {max_series!r}")
         if not isinstance(documentation, str):
             raise TypeError(f"description of {name!r} must be a string")
         names = check_label_names(label_names or (), reserved)
@@ -84,8 +100,6 @@ class Family:
             bounds=bounds,
             mode=mode,
         )
-        if max_series is not None and (isinstance(max_series, bool) or max_series < 1):
-            raise ValueError("max_series must be a positive number of series")
         self.max_series = DEFAULT_MAX_SERIES if max_series is None else int(max_series)
         self.overflow_pairs: LabelPairs = tuple((n, OVERFLOW) for n in names)
         self.overflowed = 0  # label sets refused because the metric was full

@@ -61,7 +61,12 @@ def label_value(name: str, value: object) -> str:
     if value is None:
         raise LabelValidationException(f"label {name!r} has no value (None)")
     if isinstance(value, (int, float)):
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # an int of more digits than Python will print
+            raise LabelValidationException(
+                f"label {name!r} has a value too long to print ({int(value).bit_length()}-bit int)"
+            ) from None
     raise LabelValidationException(
         f"label {name!r} has a value of type {type(value).__name__}; use a string"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -10,6 +11,8 @@ from ._family import Family
 from ._labels import EMPTY_LABELS, LabelSet
 from .backends._protocol import Series
 from .backends._series import Exemplar, HistogramSeries, InfoSeries, ScalarSeries
+
+log = logging.getLogger("apytheus")
 
 
 class Sample(NamedTuple):
@@ -74,7 +77,12 @@ def build_family(
         created_name = name + "_created"
         for s in series:
             assert isinstance(s, ScalarSeries)
-            add(Sample(total, s.labels, s.value(), s.exemplar))
+            try:
+                value = s.value()
+            except Exception:  # a gauge's set_function failed: leave that series out
+                log.exception("apytheus: the function of %s{%s} failed", name, s.labels.text)
+                continue
+            add(Sample(total, s.labels, value, s.exemplar))
             if created and kind == "counter":
                 add(Sample(created_name, s.labels, s.created))
     elif kind in ("histogram", "summary"):

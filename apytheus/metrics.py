@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -65,11 +66,13 @@ class _Unobservable(dict[int, Any]):
 def _number(value: object, what: str) -> float:
     """Slow path of value checks: real numbers but bool become floats, else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{what} must be a number, not {type(value).__name__} ({value!r})")
+        shown = reprlib.repr(value)
+        raise TypeError(f"{what} must be a number, not {type(value).__name__} ({shown})")
     try:
         return float(value)
     except OverflowError:
-        raise ValueError(f"{what} {value!r} is too large for a float") from None
+        size = f"a {value.bit_length()}-bit int" if isinstance(value, int) else reprlib.repr(value)
+        raise ValueError(f"{what} is too large for a float ({size})") from None
 
 
 def _exemplar(labels: object, value: float) -> Exemplar:
@@ -222,6 +225,8 @@ class _Metric:
         merged = self._resolve(args, kwargs)
         pairs = family.canonical(merged)
         single = len(args) == 1 and isinstance(args[0], Mapping)
+        if single and args[0].__class__ is not dict:  # an OrderedDict, a MappingProxyType…
+            key, cache = tuple(args[0].items()), self._cache
         values = args[0].values() if single else args or kwargs.values()
         # Only all-str keys go in the fast cache: 1, 1.0 and True are equal as
         # keys but render as different label values.
@@ -248,6 +253,8 @@ class _Metric:
             LabelValidationException: unknown label names or incomplete labels.
         """
         family = self._family
+        if not family.label_names:
+            raise ValueError(f"metric {family.name!r} has no labels: no labeled series to remove")
         pairs = family.canonical(self._resolve(args, kwargs))
         if len(pairs) != len(family.label_names):
             raise LabelValidationException("remove() needs a value for every label")
@@ -367,6 +374,14 @@ class Counter(_Metric):
 
         Works as ``with``, ``async with`` and as a decorator of ``def`` / ``async def``.
         """
+        types = exceptions if isinstance(exceptions, tuple) else (exceptions,)
+        if not types or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in types
+        ):
+            raise TypeError(
+                f"count_exceptions takes an exception class or a tuple of them, "
+                f"not {reprlib.repr(exceptions)}"
+            )
         self._check_observable()
         return ExceptionCounter(self.inc, exceptions)
 
@@ -489,6 +504,8 @@ class Gauge(_Metric):
 
     def set_function(self, fn: Callable[[], float]) -> None:
         """Compute the value by calling ``fn`` at every collection (this process only)."""
+        if not callable(fn):
+            raise TypeError(f"set_function needs a callable, not {type(fn).__name__}")
         series: ScalarSeries = self._check_observable()
         series.function = fn
 
@@ -620,17 +637,18 @@ class Histogram(_Observed):
 
 
 def _check_buckets(buckets: Iterable[float] | None) -> tuple[float, ...]:
-    if buckets is None or isinstance(buckets, (str, bytes)):
-        if buckets is None:
-            return DEFAULT_BUCKETS
-        raise BucketException("buckets must be a sequence of numbers")
-    bounds = [_bucket_bound(b) for b in buckets]
+    if buckets is None:
+        return DEFAULT_BUCKETS
+    if isinstance(buckets, (str, bytes)) or not isinstance(buckets, Iterable):
+        raise BucketException(f"buckets must be a sequence of numbers, not {buckets!r}")
+    given = list(buckets)  # read once: it may be an iterator
+    bounds = [_bucket_bound(b) for b in given]
     if bounds and bounds[-1] == math.inf:
         bounds.pop()
-    if not bounds and not list(buckets):
+    if not given:
         return DEFAULT_BUCKETS
     if any(b >= c for b, c in zip(bounds[:-1], bounds[1:], strict=True)):
-        raise BucketException(f"buckets must be strictly increasing, got {list(buckets)}")
+        raise BucketException(f"buckets must be strictly increasing, got {given}")
     if any(math.isinf(b) for b in bounds):
         raise BucketException("only the last bucket may be +Inf")
     return tuple(bounds)
@@ -724,8 +742,8 @@ class Enum(_Metric):
             raise ValueError("Enum needs states: a non-empty list of strings")
         if len(set(states)) != len(states):
             raise ValueError(f"Enum states must be distinct, got {list(states)}")
-        prefix = registry.prefix if registry is not None else None
-        exposed = f"{prefix}_{name}" if prefix else name
+        prefix = getattr(registry, "prefix", None) if registry is not None else None
+        exposed = f"{prefix}_{name}" if isinstance(prefix, str) and prefix else name
         if isinstance(exposed, str) and ":" in exposed:
             raise ValueError(
                 f"Enum name {exposed!r} must not contain ':': it also names the state label"

@@ -47,6 +47,8 @@ __all__ = [
 
 BackendConfig = Mapping[str, Any]
 
+_PROTOCOL_METHODS = ("attach", "detach", "collect", "acollect", "flush", "lifespan")
+
 
 def get_backend() -> Backend:
     """Return the backend this process records into."""
@@ -81,10 +83,20 @@ def load_backend(
     cls = backend_class or _env("BACKEND_CLASS") or InProcessBackend
     if isinstance(cls, str):
         cls = _import_class(cls)
+    if not isinstance(cls, type):
+        raise InvalidBackendClassException(
+            f"backend_class must be a class or a dotted path, not {cls!r}"
+        )
+    missing = [m for m in _PROTOCOL_METHODS if not callable(getattr(cls, m, None))]
+    if missing:
+        raise InvalidBackendClassException(
+            f"{cls.__name__} is not a backend: it lacks {', '.join(missing)} "
+            "(see apytheus.backends.Backend)"
+        )
     config = _read_config(backend_config if backend_config is not None else _env("BACKEND_CONFIG"))
     try:
         backend = cls(config)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # whatever the class raises, it is about its config
         raise InvalidBackendConfigException(f"{cls.__name__} rejected its config: {exc}") from exc
     if not isinstance(backend, Backend):
         raise InvalidBackendClassException(
@@ -114,6 +126,10 @@ def _read_config(raw: BackendConfig | str | None) -> dict[str, Any]:
         return {}
     if isinstance(raw, Mapping):
         return dict(raw)
+    if not isinstance(raw, str):
+        raise InvalidBackendConfigException(
+            f"backend config must be a dict, inline JSON or a file path, not {raw!r}"
+        )
     text = raw.strip()
     if not text.startswith("{"):
         try:

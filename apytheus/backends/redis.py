@@ -81,18 +81,19 @@ class RedisBackend:
         self.key_prefix = str(options.pop("key_prefix", "apytheus"))
         if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
             raise ValueError("key_prefix must be a non-empty string without '{' or '}'")
-        self.flush_interval = float(options.pop("flush_interval", 1.0))
+        self.flush_interval = _seconds(options, "flush_interval", 1.0)
         if not 0 < self.flush_interval <= 3600:
             raise ValueError("flush_interval must be between 0 and 3600 seconds")
         default_ttl = max(10.0, 5 * self.flush_interval)
-        self.heartbeat_ttl = float(options.pop("heartbeat_ttl", default_ttl))
+        self.heartbeat_ttl = _seconds(options, "heartbeat_ttl", default_ttl)
         if not self.heartbeat_ttl > self.flush_interval:
             raise ValueError("heartbeat_ttl must be longer than flush_interval")
-        self.worker_retention = float(options.pop("worker_retention", 86400.0))
+        self.worker_retention = _seconds(options, "worker_retention", 86400.0)
         if not self.worker_retention > 0:
             raise ValueError("worker_retention must be a positive number of seconds")
         # how often a worker looks for long-dead workers to prune
         self._prune_every = min(self.worker_retention, max(60.0, 10 * self.flush_interval))
+        _check_connection_options(options)
         if "|" in self.key_prefix:
             raise ValueError("key_prefix must not contain '|' (it separates prefix and name)")
         self._identity = (self.key_prefix, repr(sorted(options.items())))
@@ -374,6 +375,25 @@ class RedisBackend:
 
     def __repr__(self) -> str:
         return f"RedisBackend(key_prefix={self.key_prefix!r}, worker={self.worker!r})"
+
+
+def _seconds(options: dict[str, Any], name: str, default: float) -> float:
+    """Pop a number of seconds from the config, or say which option is wrong."""
+    raw = options.pop(name, default)
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}")
+    return float(raw)
+
+
+def _check_connection_options(options: dict[str, Any]) -> None:
+    """Refuse connection options of the wrong type now, not at the first flush."""
+    url = options.get("url")
+    if url is not None and not (isinstance(url, str) and "://" in url):
+        raise ValueError(f"url must be a string like redis://host:6379/0, not {url!r}")
+    for name in ("port", "db"):
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{name} must be a whole number, not {value!r}")
 
 
 MultiProcessRedisBackend = RedisBackend
