@@ -242,13 +242,24 @@ class MetricsMiddleware:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
+        closed = False
+
+        async def flush_then_send(message: Message) -> None:
+            # A server exits as soon as it reads shutdown.complete: flush before that.
+            nonlocal closed
+            if message["type"] == "lifespan.shutdown.complete" and not closed:
+                closed = True
+                await context.__aexit__(None, None, None)
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, flush_then_send)
         except BaseException as exc:
-            if not await context.__aexit__(type(exc), exc, exc.__traceback__):
+            if closed or not await context.__aexit__(type(exc), exc, exc.__traceback__):
                 raise
         else:
-            await context.__aexit__(None, None, None)
+            if not closed:
+                await context.__aexit__(None, None, None)
 
     def _observe_with_exemplar(self, child: Any, duration: float, scope: Scope) -> None:
         """Observe with the user's exemplar; a failing callback never fails the request."""
