@@ -97,7 +97,8 @@ class Uvicorn:
         self.log = log
         self.args = [sys.executable, "-m", "uvicorn", app, "--workers", str(workers)]
         self.args += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
-        self.args += ["--no-access-log", *extra]
+        # a loaded machine must not make uvicorn replace a worker (its exit flushes early)
+        self.args += ["--no-access-log", "--timeout-worker-healthcheck", "120", *extra]
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
         self.started: dict[int, str | None] = {}  # the workers: pid -> start time
