@@ -26,7 +26,7 @@ from conftest import require_tool, wait_for
 from redis_server import RedisServer
 
 from apytheus import Counter, Gauge, Histogram
-from apytheus.backends import HistogramSeries, InProcessBackend, ScalarSeries, load_backend
+from apytheus.backends import HistogramSeries, ScalarSeries
 from apytheus.backends.redis import RedisBackend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,17 +220,18 @@ def get_items(base: str, ids: Sequence[int], connections: int = 8) -> int:
 # --------------------------------------------------------------------------- reading Redis
 @pytest.fixture
 def scraper(redis_server: RedisServer, key_prefix: str) -> Iterator[RedisBackend]:
-    """This process as a worker that only scrapes: same Redis and keys, records nothing."""
-    backend = load_backend(
-        RedisBackend,
-        {"url": redis_server.url, "key_prefix": key_prefix, "flush_interval": 3600},
+    """A reader of the same Redis and keys that records nothing.
+
+    Not made the process' backend: metrics other tests left alive (aiohttp keeps
+    the apps it served) would follow a switch and be flushed into these keys.
+    """
+    backend = RedisBackend(
+        {"url": redis_server.url, "key_prefix": key_prefix, "flush_interval": 3600}
     )
-    assert isinstance(backend, RedisBackend)
     try:
         yield backend
     finally:
         backend.close(flush=False)
-        load_backend(InProcessBackend)
 
 
 def read(scraper: RedisBackend, metric: Counter | Gauge | Histogram) -> dict[str, float]:
