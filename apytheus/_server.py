@@ -7,12 +7,15 @@ with ``make_asgi_app``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
+
+log = logging.getLogger("apytheus")
 
 _MAX_HEAD = 16 * 1024
 _REASONS = {
@@ -38,7 +41,12 @@ async def serve_app(
         async def handle(stream: anyio.abc.SocketStream) -> None:
             async with stream:
                 with anyio.move_on_after(30):  # a slow or silent client cannot hold a task
-                    await _one_request(app, stream)
+                    try:
+                        await _one_request(app, stream)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                        pass  # the client left (a scrape timeout, say): nothing to answer
+                    except Exception:  # never let one request take the server down
+                        log.exception("apytheus: serve() failed to answer a request")
 
         await listener.serve(handle)
 
@@ -46,12 +54,13 @@ async def serve_app(
 async def _one_request(app: Any, stream: anyio.abc.SocketStream) -> None:
     head = b""
     try:
-        while b"\r\n\r\n" not in head:
+        while b"\r\n\r\n" not in head and b"\n\n" not in head:
             chunk = await stream.receive(4096)
             head += chunk
             if len(head) > _MAX_HEAD:
                 raise ValueError("request head too large")
-        request_line, *header_lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        head = head.replace(b"\r\n", b"\n")  # bare LF line ends are tolerated
+        request_line, *header_lines = head.split(b"\n\n", 1)[0].split(b"\n")
         method, target, _ = request_line.decode("latin-1").split(" ", 2)
         headers = [
             (name.strip().lower(), value.strip())

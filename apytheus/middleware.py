@@ -190,10 +190,12 @@ class MetricsMiddleware:
         end: float | None = None
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, status
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+            elif message["type"] == "http.disconnect" and status == 500 and end is None:
+                status = 499  # the client left before an answer (nginx's code), not a 500
             return message
 
         async def recording_send(message: Message) -> None:
