@@ -136,7 +136,18 @@ def _texts(
     return [_text(v) for v in values], {k: _text(v) for k, v in kwargs.items()}
 
 
-class Counter(base.Counter):
+class _ClientLabels:
+    """``labels()`` as prometheus_client's: any values, turned into text."""
+
+    __slots__ = ()
+
+    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
+        """The child for these label values (in declared order, or as keywords)."""
+        args, kwargs = _texts(labelvalues, labelkwargs)
+        return super().labels(*args, **kwargs)  # type: ignore[misc, no-any-return]
+
+
+class Counter(_ClientLabels, base.Counter):
     """prometheus_client's ``Counter`` signature over apytheus' `Counter`."""
 
     __slots__ = ()
@@ -154,11 +165,6 @@ class Counter(base.Counter):
         full = full_name("counter", name, namespace, subsystem, unit)
         super().__init__(full, documentation, _names(labelnames), None, metric_registry(registry))
 
-    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
-        """The child for these label values (in declared order, or as keywords)."""
-        args, kwargs = _texts(labelvalues, labelkwargs)
-        return super().labels(*args, **kwargs)
-
     def count_exceptions(
         self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
     ) -> ExceptionCounter:
@@ -166,7 +172,7 @@ class Counter(base.Counter):
         return super().count_exceptions(exception)
 
 
-class Gauge(base.Gauge):
+class Gauge(_ClientLabels, base.Gauge):
     """prometheus_client's ``Gauge`` signature over apytheus' `Gauge`.
 
     ``multiprocess_mode`` takes prometheus_client's modes, which apytheus has
@@ -200,11 +206,6 @@ class Gauge(base.Gauge):
             multiprocess_mode,
         )
 
-    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
-        """The child for these label values (in declared order, or as keywords)."""
-        args, kwargs = _texts(labelvalues, labelkwargs)
-        return super().labels(*args, **kwargs)
-
 
 def _client_buckets(buckets: Iterable[float | str]) -> list[float]:
     """prometheus_client's bucket rules: numbers or numeric strings, sorted, ``+Inf`` added."""
@@ -218,7 +219,7 @@ def _client_buckets(buckets: Iterable[float | str]) -> list[float]:
     return bounds
 
 
-class Histogram(base.Histogram):
+class Histogram(_ClientLabels, base.Histogram):
     """prometheus_client's ``Histogram`` signature (and default buckets) over apytheus'."""
 
     __slots__ = ()
@@ -243,13 +244,8 @@ class Histogram(base.Histogram):
             _client_buckets(buckets),
         )
 
-    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
-        """The child for these label values (in declared order, or as keywords)."""
-        args, kwargs = _texts(labelvalues, labelkwargs)
-        return super().labels(*args, **kwargs)
 
-
-class Summary(base.Summary):
+class Summary(_ClientLabels, base.Summary):
     """prometheus_client's ``Summary`` signature over apytheus' `Summary` (no quantiles)."""
 
     __slots__ = ()
@@ -267,13 +263,8 @@ class Summary(base.Summary):
         full = full_name("summary", name, namespace, subsystem, unit)
         super().__init__(full, documentation, _names(labelnames), None, metric_registry(registry))
 
-    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
-        """The child for these label values (in declared order, or as keywords)."""
-        args, kwargs = _texts(labelvalues, labelkwargs)
-        return super().labels(*args, **kwargs)
 
-
-class Info(base.Info):
+class Info(_ClientLabels, base.Info):
     """prometheus_client's ``Info`` signature over apytheus' `Info`.
 
     As in prometheus_client, ``_info`` is always appended: ``Info("build_info", …)``
@@ -298,13 +289,8 @@ class Info(base.Info):
             full, documentation, _names(labelnames), None, metric_registry(registry)
         )
 
-    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
-        """The child for these label values (in declared order, or as keywords)."""
-        args, kwargs = _texts(labelvalues, labelkwargs)
-        return super().labels(*args, **kwargs)
 
-
-class Enum(base.Enum):
+class Enum(_ClientLabels, base.Enum):
     """prometheus_client's ``Enum`` signature over apytheus' `Enum` (the first state is set)."""
 
     __slots__ = ()
@@ -328,8 +314,3 @@ class Enum(base.Enum):
             metric_registry(registry),
             states or (),
         )
-
-    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
-        """The child for these label values (in declared order, or as keywords)."""
-        args, kwargs = _texts(labelvalues, labelkwargs)
-        return super().labels(*args, **kwargs)
