@@ -21,7 +21,7 @@ from ._family import Family
 from ._instrument import ExceptionCounter, InProgress, Timer
 from ._labels import LabelSet, check_label_dict, check_label_names, label_value
 from .backends import Backend, get_backend
-from .backends._series import NO_CELLS, Exemplar, InfoSeries, ScalarSeries
+from .backends._series import Exemplar, InfoSeries, ScalarSeries
 from .exceptions import BucketException, LabelValidationException, UnobservableMetricException
 from .registry import REGISTRY, Registry
 
@@ -459,7 +459,11 @@ class Gauge(_Metric):
             amount = _number(amount, "gauge increment")
             if math.isnan(amount):
                 raise ValueError("gauge increment must not be NaN")
-        cells = self._cells
+        try:
+            cells = self._series.cells  # not cached: set() replaces it
+        except AttributeError:  # no series: labels are missing
+            self._check_observable()  # raises, naming them
+            raise
         tid = get_ident()
         try:
             cells[tid] += amount
@@ -478,7 +482,11 @@ class Gauge(_Metric):
             amount = _number(amount, "gauge decrement")
             if math.isnan(amount):
                 raise ValueError("gauge decrement must not be NaN")
-        cells = self._cells
+        try:
+            cells = self._series.cells  # not cached: set() replaces it
+        except AttributeError:  # no series: labels are missing
+            self._check_observable()  # raises, naming them
+            raise
         tid = get_ident()
         try:
             cells[tid] -= amount
@@ -495,8 +503,7 @@ class Gauge(_Metric):
         if series is None:
             self._check_observable()
         else:  # ScalarSeries.set, inlined: this is a hot path
-            cells = series.cells
-            series.base = (value, cells.copy() if cells else NO_CELLS)
+            series.cells = {get_ident(): value}
 
     def set_to_current_time(self) -> None:
         """Set the value to the current Unix time in seconds."""

@@ -92,3 +92,33 @@ def _families(registry: CollectorRegistry) -> list:  # type: ignore[type-arg]
     from apytheus._collect import collect_sync
 
     return collect_sync(registry, openmetrics=False)
+
+
+def test_gauge_set_racing_increments_leaves_no_trace_of_them(registry: CollectorRegistry) -> None:
+    """While threads add, another sets: every value seen is a whole number, and
+    after a final set only what came later counts (no leftover cells)."""
+    g = Gauge("g", "G", registry=registry)
+    stop = threading.Event()
+    seen: list[float] = []
+
+    def setter() -> None:
+        while not stop.is_set():
+            g.set(0.5)
+            seen.append(g._series.value())
+
+    def work() -> None:
+        for _ in range(20_000):
+            g.inc(1)
+
+    t = threading.Thread(target=setter)
+    t.start()
+    try:
+        run_threads(8, work)
+    finally:
+        stop.set()
+        t.join()
+    assert seen and all(v - 0.5 == int(v - 0.5) and 0.5 <= v <= 160_000.5 for v in seen)
+    g.inc(1e300)  # a leftover of this size would swamp what follows
+    g.set(0.5)
+    run_threads(8, lambda: g.inc(0.25))
+    assert registry.get_sample_value("g") == 2.5

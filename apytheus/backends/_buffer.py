@@ -182,8 +182,7 @@ class DeltaBuffer:
                 if spec.kind in ("counter", "histogram", "summary"):
                     entry.sent = _totals(series)
                 elif spec.kind == "gauge" and isinstance(series, ScalarSeries):
-                    series.cells.clear()
-                    series.base = None
+                    series.cells = {}
 
     def _add_ops(
         self, ops: MetricOps, spec: MetricSpec, entry: _Entry, commits: list[tuple[_Entry, Any]]
@@ -244,7 +243,7 @@ def _touched(series: Series) -> bool:
     if isinstance(series, InfoSeries):
         return bool(series.info)
     assert isinstance(series, ScalarSeries)
-    return bool(series.cells) or series.base is not None or series.function is not None
+    return bool(series.cells) or series.function is not None
 
 
 def _state(series: Series) -> str:

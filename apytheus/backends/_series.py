@@ -8,15 +8,17 @@ keeps each item consistent, and the slot still has a single writer). Readers
 sum the slots. A lock per operation would cost more than the whole
 increment does this way (see docs/benchmarks.md).
 
-Cells only grow, so a flusher that remembers what it last sent can compute
-exact deltas (see the Redis backend), and a process forked mid-run simply
-takes the totals as its new baseline.
+A counter's cells only grow, so a flusher that remembers what it last sent
+can compute exact deltas (see the Redis backend), and a process forked
+mid-run simply takes the totals as its new baseline. A gauge's ``set``
+starts new cells (see ScalarSeries); gauges are flushed as values, not deltas.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from threading import get_ident
 from typing import NamedTuple
 
 from .._labels import LabelSet
@@ -30,46 +32,35 @@ class Exemplar(NamedTuple):
     timestamp: float
 
 
-NO_CELLS: dict[int, float] = {}
-"""The snapshot of a gauge set before any increment (shared: never written)."""
-
-
 class ScalarSeries:
     """A counter, gauge or enum series: one float value.
 
-    Gauges add ``set``: the value becomes ``base`` plus whatever the threads
-    added since the snapshot taken by that ``set``. Copying the cells and
-    storing the pair are each atomic, so a concurrent ``inc`` is either fully
-    before or fully after the ``set``.
+    A gauge's ``set`` replaces the cells with a new dict holding the value in
+    the setting thread's slot. That single store is atomic: an ``inc`` that
+    fetched the old dict lands in it and is forgotten, as if it came just
+    before the ``set``. Nothing added before a ``set`` survives it, not even
+    its rounding (``inc(inf)`` then ``set(5)`` is 5, not NaN). Counters never
+    replace their cells, which only grow (the Redis buffer relies on that).
     """
 
-    __slots__ = ("base", "cells", "created", "exemplar", "function", "labels")
+    __slots__ = ("cells", "created", "exemplar", "function", "labels")
 
     def __init__(self, labels: LabelSet) -> None:
         self.labels = labels
         self.cells: dict[int, float] = {}
-        self.base: tuple[float, dict[int, float]] | None = None
         self.created = time.time()
         self.exemplar: Exemplar | None = None
         self.function: Callable[[], float] | None = None
 
     def set(self, value: float) -> None:
-        """Set the value (gauges): later increments are added to it."""
-        cells = self.cells
-        # A gauge that is only ever set has no cells: skip the copy.
-        self.base = (value, cells.copy() if cells else NO_CELLS)
+        """Set the value (gauges, enums): later increments are added to it."""
+        self.cells = {get_ident(): value}
 
     def value(self) -> float:
-        """The current value: the sum of every thread's cell (plus a gauge's base)."""
+        """The current value: the sum of every thread's cell (or the gauge's function)."""
         if self.function is not None:
             return float(self.function())
-        cells = self.cells.copy()
-        base = self.base
-        if base is None:
-            return float(sum(cells.values()))
-        value, snapshot = base
-        get = snapshot.get
-        return float(value + sum(v - get(t, 0) for t, v in cells.items()))
+        return float(sum(self.cells.copy().values()))
 
 
 class HistogramSeries:
