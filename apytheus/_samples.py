@@ -66,9 +66,17 @@ def floatstr(value: float) -> str:
 
 
 def build_family(
-    family: Family, name: str, series: Sequence[Series], created: bool
+    family: Family, name: str, series: Sequence[Series], openmetrics: bool
 ) -> MetricFamily:
-    """Turn a family's series into samples; ``created`` adds ``_created`` samples."""
+    """Turn a family's series into samples (for OpenMetrics when ``openmetrics``).
+
+    OpenMetrics adds ``_created`` samples and, as its spec requires, leaves out
+    a ``_sum`` that is not a counter: a negative or NaN one (after negative
+    observations), and every ``_sum`` of a histogram with a negative bucket
+    bound. A histogram drops its ``_count`` along with its ``_sum`` (the
+    ``+Inf`` bucket still holds the count). The text format shows them all.
+    """
+    created = openmetrics
     kind = family.kind
     samples: list[Sample] = []
     add = samples.append
@@ -88,6 +96,7 @@ def build_family(
     elif kind in ("histogram", "summary"):
         names = (name + "_bucket", name + "_count", name + "_sum", name + "_created")
         les = [("le", floatstr(b)) for b in family.bounds] + [("le", "+Inf")]
+        negative_bounds = bool(family.bounds) and family.bounds[0] < 0  # bounds are sorted
         for s in series:
             assert isinstance(s, HistogramSeries)
             counts, total_sum = s.snapshot()
@@ -96,8 +105,13 @@ def build_family(
                 for i, le in enumerate(les):
                     cumulative += counts[i]
                     add(Sample(names[0], s.labels, cumulative, s.exemplars[i], le))
-            add(Sample(names[1], s.labels, float(sum(counts))))
-            add(Sample(names[2], s.labels, total_sum))
+            # `not total_sum >= 0`: negative or NaN
+            if openmetrics and (negative_bounds or not total_sum >= 0):
+                if kind == "summary":
+                    add(Sample(names[1], s.labels, float(sum(counts))))
+            else:
+                add(Sample(names[1], s.labels, float(sum(counts))))
+                add(Sample(names[2], s.labels, total_sum))
             if created:
                 add(Sample(names[3], s.labels, s.created))
     elif kind == "info":
