@@ -107,6 +107,37 @@ def redis_backend(redis_server: RedisServer, key_prefix: str) -> Iterator[RedisB
         load_backend(InProcessBackend)
 
 
+@pytest.fixture
+def make_redis_backend(key_prefix: str) -> Iterator[Callable[..., RedisBackend]]:
+    """Make the process record into Redis (a server, or a port such as a proxy's).
+
+    The flusher waits an hour: the test flushes. Closed without a last flush
+    (the server may be gone), then the process goes back to in-process.
+    """
+    made: list[RedisBackend] = []
+
+    def make(target: RedisServer | int, **extra: object) -> RedisBackend:
+        gc.collect()  # metrics of earlier tests would follow the switch
+        url = target.url if isinstance(target, RedisServer) else f"redis://127.0.0.1:{target}/0"
+        config = {
+            "url": url,
+            "key_prefix": key_prefix,
+            "flush_interval": 3600,
+            "socket_timeout": 1,
+            "socket_connect_timeout": 1,
+            **extra,
+        }
+        backend = load_backend(RedisBackend, config)
+        assert isinstance(backend, RedisBackend)
+        made.append(backend)
+        return backend
+
+    yield make
+    for b in made:
+        b.close(flush=False)
+    load_backend(InProcessBackend)
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
     """Poll ``predicate`` until it holds, failing after ``timeout`` seconds."""
     import time

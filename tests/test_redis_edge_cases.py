@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from conftest import wait_for
 from redis_server import RedisServer
 
 from apytheus import CollectorRegistry, Counter, Gauge
-from apytheus.backends import InProcessBackend, get_backend, load_backend
+from apytheus.backends import get_backend
 from apytheus.backends.redis import RedisBackend
 from apytheus.exceptions import LabelValidationException
 
@@ -24,35 +23,10 @@ def own_server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
     return redis_server_factory()
 
 
-@pytest.fixture
-def make_backend(key_prefix: str) -> Iterator[Callable[..., RedisBackend]]:
-    made: list[RedisBackend] = []
-
-    def make(server: RedisServer, **extra: object) -> RedisBackend:
-        gc.collect()
-        config = {
-            "url": server.url,
-            "key_prefix": key_prefix,
-            "flush_interval": 3600,
-            "socket_timeout": 1,
-            "socket_connect_timeout": 1,
-            **extra,
-        }
-        backend = load_backend(RedisBackend, config)
-        assert isinstance(backend, RedisBackend)
-        made.append(backend)
-        return backend
-
-    yield make
-    for b in made:
-        b.close(flush=False)
-    load_backend(InProcessBackend)
-
-
 def test_same_metric_name_in_two_registries_sends_both_deltas(
-    redis_server: RedisServer, make_backend: Callable[..., RedisBackend]
+    redis_server: RedisServer, make_redis_backend: Callable[..., RedisBackend]
 ) -> None:
-    backend = make_backend(redis_server)
+    backend = make_redis_backend(redis_server)
     a, b = CollectorRegistry(), CollectorRegistry()
     Counter("jobs", "Jobs", registry=a).inc(1)
     Counter("jobs", "Jobs", registry=b).inc(10)
@@ -62,16 +36,16 @@ def test_same_metric_name_in_two_registries_sends_both_deltas(
 
 def test_switching_to_a_backend_on_the_same_store_neither_loses_nor_doubles(
     redis_server: RedisServer,
-    make_backend: Callable[..., RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
 ) -> None:
-    first = make_backend(redis_server)
+    first = make_redis_backend(redis_server)
     c = Counter("jobs", "Jobs", registry=registry)
     c.inc(5)
     assert first.flush_sync()
     c.inc(2)
     first._buffer.take(0)  # a batch taken (pending) but not yet sent at the switch
-    second = make_backend(redis_server)
+    second = make_redis_backend(redis_server)
     assert get_backend() is second and first._closed
     c.inc(1)
     assert second.flush_sync()
@@ -80,12 +54,12 @@ def test_switching_to_a_backend_on_the_same_store_neither_loses_nor_doubles(
 
 def test_a_key_of_another_type_drops_only_that_metric_once(
     redis_server: RedisServer,
-    make_backend: Callable[..., RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
     key_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    backend = make_backend(redis_server)
+    backend = make_redis_backend(redis_server)
     with redis_server.client() as client:
         client.set(f"{{{key_prefix}|broken}}:c", "a string, not a hash")
     broken = Counter("broken", "B", registry=registry)
@@ -114,9 +88,11 @@ def test_a_label_value_that_is_not_unicode_is_refused_at_the_call_site(
 
 
 def test_a_series_removed_during_an_outage_stays_removed(
-    own_server: RedisServer, make_backend: Callable[..., RedisBackend], registry: CollectorRegistry
+    own_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
 ) -> None:
-    backend = make_backend(own_server)
+    backend = make_redis_backend(own_server)
     c = Counter("jobs", "Jobs", ["k"], registry=registry)
     c.labels(k="a").inc()
     c.labels(k="b").inc()
@@ -135,11 +111,11 @@ def test_a_series_removed_during_an_outage_stays_removed(
 
 def test_a_set_function_that_raises_does_not_lose_other_deltas(
     redis_server: RedisServer,
-    make_backend: Callable[..., RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    backend = make_backend(redis_server)
+    backend = make_redis_backend(redis_server)
     broken = [True]
 
     def level() -> float:
@@ -161,10 +137,10 @@ def test_a_set_function_that_raises_does_not_lose_other_deltas(
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_fork_while_another_thread_holds_the_buffer_lock_does_not_hang_the_child(
     redis_server: RedisServer,
-    make_backend: Callable[..., RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
 ) -> None:
-    backend = make_backend(redis_server)
+    backend = make_redis_backend(redis_server)
     Counter("jobs", "Jobs", registry=registry).inc()
     held, release = threading.Event(), threading.Event()
 
@@ -203,9 +179,9 @@ def test_the_flusher_survives_a_very_long_outage_and_errors() -> None:
 
 
 def test_worker_ids_are_unique_and_batch_numbers_grow_across_lifetimes(
-    redis_server: RedisServer, make_backend: Callable[..., RedisBackend]
+    redis_server: RedisServer, make_redis_backend: Callable[..., RedisBackend]
 ) -> None:
-    first = make_backend(redis_server)
+    first = make_redis_backend(redis_server)
     second = RedisBackend({"url": redis_server.url})
     try:
         assert first.worker != second.worker
@@ -216,9 +192,11 @@ def test_worker_ids_are_unique_and_batch_numbers_grow_across_lifetimes(
 
 
 def test_removing_a_series_does_not_wait_for_a_hung_flush(
-    own_server: RedisServer, make_backend: Callable[..., RedisBackend], registry: CollectorRegistry
+    own_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
 ) -> None:
-    backend = make_backend(own_server, socket_timeout=3)
+    backend = make_redis_backend(own_server, socket_timeout=3)
     c = Counter("jobs", "Jobs", ["k"], registry=registry)
     c.labels(k="a").inc()
     assert backend.flush_sync()
@@ -243,10 +221,10 @@ def test_a_cluster_backend_connects_on_first_use_not_when_created() -> None:
 
 def test_removing_a_gauge_series_removes_every_workers_value(
     redis_server: RedisServer,
-    make_backend: Callable[..., RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
 ) -> None:
-    backend = make_backend(redis_server)
+    backend = make_redis_backend(redis_server)
     g = Gauge("level", "L", ["k"], registry=registry)
     other = RedisBackend(dict(backend.config))  # another worker, which then dies
     other.attach(g._family.spec, g.labels(k="a")._series)
@@ -262,10 +240,10 @@ def test_removing_a_gauge_series_removes_every_workers_value(
 
 def test_an_infinite_counter_is_exposed_as_inf_not_nan(
     redis_server: RedisServer,
-    make_backend: Callable[..., RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
 ) -> None:
-    backend = make_backend(redis_server)
+    backend = make_redis_backend(redis_server)
     c = Counter("c", "C", registry=registry)
     c.inc(math.inf)
     assert backend.flush_sync()
@@ -276,10 +254,10 @@ def test_an_infinite_counter_is_exposed_as_inf_not_nan(
 
 def test_the_writers_heartbeat_ttl_decides_when_it_is_dead(
     redis_server: RedisServer,
-    make_backend: Callable[..., RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     key_prefix: str,
 ) -> None:
-    reader = make_backend(redis_server)  # default ttl (10 s)
+    reader = make_redis_backend(redis_server)  # default ttl (10 s)
     writer = RedisBackend(
         {
             "url": redis_server.url,
@@ -311,7 +289,7 @@ def test_all_mode_gauges_reserve_the_worker_label(registry: CollectorRegistry) -
 
 def test_what_a_long_dead_worker_left_is_pruned_after_the_retention(
     redis_server: RedisServer,
-    make_backend: Callable[..., RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
     key_prefix: str,
 ) -> None:
@@ -330,7 +308,7 @@ def test_what_a_long_dead_worker_left_is_pruned_after_the_retention(
     assert dead.flush_sync()
     dead_worker = dead.worker
     dead.close(flush=False)
-    backend = make_backend(redis_server, worker_retention=0.3)
+    backend = make_redis_backend(redis_server, worker_retention=0.3)
     assert registry.get_sample_value("level") == 5.0
     with redis_server.client() as client:
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from redis_server import RedisServer
 from tcp_proxy import DroppingProxy
 
 from apytheus import CollectorRegistry, Counter, Histogram, generate_metrics
-from apytheus.backends import InProcessBackend, load_backend
 from apytheus.backends.redis import RedisBackend
 
 
@@ -19,30 +17,6 @@ from apytheus.backends.redis import RedisBackend
 def own_server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
     """A server of the test's own (it gets stopped); AOF so a killed server keeps its data."""
     return redis_server_factory("--appendonly", "yes", "--appendfsync", "always")
-
-
-@pytest.fixture
-def backend_on(key_prefix: str) -> Iterator[Callable[[int], RedisBackend]]:
-    made: list[RedisBackend] = []
-
-    def make(port: int) -> RedisBackend:
-        gc.collect()
-        config = {
-            "url": f"redis://127.0.0.1:{port}/0",
-            "key_prefix": key_prefix,
-            "flush_interval": 3600,  # the test decides when to flush
-            "socket_timeout": 0.5,
-            "socket_connect_timeout": 0.5,
-        }
-        backend = load_backend(RedisBackend, config)
-        assert isinstance(backend, RedisBackend)
-        made.append(backend)
-        return backend
-
-    yield make
-    for b in made:
-        b.close(flush=False)  # no final flush into a server that may be gone
-    load_backend(InProcessBackend)
 
 
 class Load:
@@ -66,11 +40,11 @@ class Load:
 
 def test_paused_redis_keeps_deltas_buffered_until_it_answers_again(
     own_server: RedisServer,
-    backend_on: Callable[[int], RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    backend = backend_on(own_server.port)
+    backend = make_redis_backend(own_server.port)
     load = Load(registry)
     load.record(100)
     assert backend.flush_sync()
@@ -91,10 +65,10 @@ def test_paused_redis_keeps_deltas_buffered_until_it_answers_again(
 
 def test_killed_and_restarted_redis_gets_everything_exactly_once(
     own_server: RedisServer,
-    backend_on: Callable[[int], RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
 ) -> None:
-    backend = backend_on(own_server.port)
+    backend = make_redis_backend(own_server.port)
     load = Load(registry)
     load.record(100)
     assert backend.flush_sync()
@@ -110,12 +84,12 @@ def test_killed_and_restarted_redis_gets_everything_exactly_once(
 
 def test_a_lost_reply_after_redis_applied_the_batch_is_not_counted_twice(
     redis_server: RedisServer,
-    backend_on: Callable[[int], RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
 ) -> None:
     proxy = DroppingProxy(redis_server.port)
     try:
-        backend = backend_on(proxy.port)
+        backend = make_redis_backend(proxy.port)
         load = Load(registry)
         load.record(30)
         assert backend.flush_sync()
@@ -131,12 +105,12 @@ def test_a_lost_reply_after_redis_applied_the_batch_is_not_counted_twice(
 
 def test_scraping_while_redis_is_down_raises_backend_unavailable(
     own_server: RedisServer,
-    backend_on: Callable[[int], RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
 ) -> None:
     from apytheus.exceptions import BackendUnavailable
 
-    backend_on(own_server.port)
+    make_redis_backend(own_server.port)
     Load(registry).record(1)
     own_server.kill()
     with pytest.raises(BackendUnavailable):
@@ -145,14 +119,14 @@ def test_scraping_while_redis_is_down_raises_backend_unavailable(
 
 async def test_the_metrics_app_answers_503_while_redis_is_down(
     own_server: RedisServer,
-    backend_on: Callable[[int], RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
 ) -> None:
     import httpx
 
     from apytheus import make_asgi_app
 
-    backend_on(own_server.port)
+    make_redis_backend(own_server.port)
     Load(registry).record(1)
     own_server.kill()
     transport = httpx.ASGITransport(app=make_asgi_app(registry))

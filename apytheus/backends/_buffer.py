@@ -17,6 +17,7 @@ import math
 import threading
 import time
 import weakref
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,10 @@ class _Entry:
     series: Series
     field: str
     sent: Any = None  # what the store has: a total, bucket totals, a value or info pairs
+    recreate: bool = False  # the store lost this total: write the series (and _created) again
+
+
+_TOTALS = ("counter", "histogram", "summary")  # kinds sent as deltas of totals
 
 
 class DeltaBuffer:
@@ -87,6 +92,8 @@ class DeltaBuffer:
             weakref.WeakKeyDictionary()
         )
         self._handed: dict[tuple[str, str], Any] = {}  # baselines from a predecessor
+        self._stored: set[str] = set()  # metrics the store acknowledged a batch of
+        self._known = False  # the store has listed this worker since its first write
 
     def track(self, spec: MetricSpec, series: Series) -> None:
         """Start sending ``series``; what the store does not have yet goes with the next batch."""
@@ -143,7 +150,7 @@ class DeltaBuffer:
                 ops = by_name.setdefault(spec.name, MetricOps(spec))
                 for entry in list(entries.values()):
                     try:
-                        self._add_ops(ops, spec, entry, commits)
+                        self._add_ops(ops, spec, entry, commits, now)
                     except Exception:  # noqa: PERF203 - a set_function that raises: skip it, send the rest
                         log.exception(
                             "apytheus: cannot read series %s of %s", entry.field, spec.name
@@ -151,17 +158,50 @@ class DeltaBuffer:
             ops_list = [o for o in by_name.values() if o]
             for entry, sent in commits:  # only now that the whole batch exists
                 entry.sent = sent
+                entry.recreate = False
             if not ops_list:
                 return None
             self.seq += 1
             self.pending = Batch(self.seq, ops_list)
             return self.pending
 
-    def ack(self, batch: Batch) -> None:
-        """The store applied ``batch``: the next take builds a new one."""
+    def ack(
+        self, batch: Batch | None, fresh: AbstractSet[str] = frozenset(), new_worker: bool = False
+    ) -> bool:
+        """The store applied ``batch``: the next take builds a new one.
+
+        ``fresh`` are the batch's metrics in which the store had no batch number
+        of this worker; ``new_worker``, whether it did not list this worker. Either
+        one after an earlier acknowledgement means the store lost what this worker
+        sent (Redis restarted empty, or pruned a worker it thought dead). Counters
+        and histograms then go on from their new deltas (a normal counter reset)
+        and write their series and ``_created`` again; gauges, infos and enums
+        send their state again, which the store would otherwise lack until it
+        changes. Returns whether that happened (the next batch holds it).
+        """
         with self._lock:
-            if self.pending is batch:
+            if batch is not None and self.pending is batch:
                 self.pending = None
+            lost = None if new_worker and self._known else fresh & self._stored
+            self._known = True
+            if batch is not None:
+                self._stored.update(o.spec.name for o in batch.ops)
+            if lost is None or lost:
+                self._resend(lost)
+                return True
+            return False
+
+    def _resend(self, names: AbstractSet[str] | None) -> None:
+        """Send the state of every series of ``names`` (None: all) again."""
+        # the store has no batch number of these any more: no loss when it says so again
+        self._stored = set() if names is None else self._stored - names
+        for spec, entries in self._tracked.items():
+            if names is None or spec.name in names:
+                for entry in entries.values():
+                    if spec.kind in _TOTALS:
+                        entry.recreate = True
+                    else:
+                        entry.sent = None
 
     def rebase(self, worker: str) -> None:
         """After fork: a new worker that never re-sends what its parent recorded.
@@ -175,21 +215,29 @@ class DeltaBuffer:
         self.worker = worker
         self.seq = _first_seq()
         self.pending = None
+        self._stored = set()
+        self._known = False
         for spec, entries in self._tracked.items():
             for entry in entries.values():
                 entry.sent = None
+                entry.recreate = False
                 series = entry.series
-                if spec.kind in ("counter", "histogram", "summary"):
+                if spec.kind in _TOTALS:
                     entry.sent = _totals(series)
                 elif spec.kind == "gauge" and isinstance(series, ScalarSeries):
                     series.cells = {}
 
     def _add_ops(
-        self, ops: MetricOps, spec: MetricSpec, entry: _Entry, commits: list[tuple[_Entry, Any]]
+        self,
+        ops: MetricOps,
+        spec: MetricSpec,
+        entry: _Entry,
+        commits: list[tuple[_Entry, Any]],
+        now: float,
     ) -> None:
         kind = spec.kind
         series = entry.series
-        new = entry.sent is None
+        new = entry.sent is None or entry.recreate  # the store does not have this series
         if kind == "counter":
             total = _totals(series)
             _delta(ops, entry.field, total, entry.sent or 0.0, new)
@@ -210,8 +258,9 @@ class DeltaBuffer:
                 if _touched(series):  # an untouched gauge never wins `mostrecent`
                     ops.stamped.append(key)
                 commits.append((entry, value))
-        if new and kind in ("counter", "histogram", "summary"):
-            ops.created.append((entry.field, series.created))
+        if new and kind in _TOTALS:
+            # a series the store lost starts again from 0 now (as after a restart)
+            ops.created.append((entry.field, now if entry.recreate else series.created))
 
 
 def _first_seq() -> int:

@@ -24,7 +24,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -41,9 +41,12 @@ from ._series import HistogramSeries, InfoSeries, ScalarSeries
 # #created, then the fields. Applied only if this worker's last applied batch is older.
 # The number is stored first: a script that fails half-way (a key of another type) is
 # never applied twice. An increment that overflows a float stores an infinity; an ACL
-# that refuses HINCRBYFLOAT is an error (never an infinity).
+# that refuses HINCRBYFLOAT is an error (never an infinity). Returns 0 (applied
+# before), 1 (applied) or 2 (applied, and this worker had no batch number here: its
+# first batch for this metric, or Redis lost what it had).
 FLUSH_SCRIPT = """
-local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local known = redis.call('HGET', KEYS[1], ARGV[1])
+local last = tonumber(known or '0')
 if last >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local i = 8
@@ -60,7 +63,8 @@ end
 for _ = 1, tonumber(ARGV[5]) do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 for _ = 1, tonumber(ARGV[6]) do redis.call('HSET', KEYS[4], ARGV[i], ARGV[3]); i = i + 1 end
 for _ = 1, tonumber(ARGV[7]) do redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
-return 1
+if known then return 1 end
+return 2
 """
 FLUSH_SHA = hashlib.sha1(FLUSH_SCRIPT.encode()).hexdigest()
 
@@ -111,6 +115,17 @@ _TRANSIENT = (
 # errors that retrying cannot cure: the credentials or the ACL are wrong (a config problem)
 _AUTH_PREFIXES = ("NOAUTH", "WRONGPASS", "NOPERM")
 _SCRIPT_ACL = "user executing the script can't"  # an ACL refusal inside a Lua script
+
+
+class Written(NamedTuple):
+    """What a write found out besides applying the batch."""
+
+    refused: list[str]
+    """Metrics whose update Redis refused (a key of another type, say): dropped."""
+    fresh: set[str]
+    """Metrics in which this worker had no batch number yet (new to it, or lost)."""
+    new_worker: bool
+    """The heartbeat set did not hold this worker (its first write, or lost)."""
 
 
 class RedisStore:
@@ -166,12 +181,13 @@ class RedisStore:
         deletes: Sequence[tuple[MetricSpec, LabelSet]],
         worker: str,
         now: float,
-    ) -> list[str]:
+    ) -> Written:
         """Apply ``batch``, then ``deletes``, and refresh the heartbeat, in one round trip.
 
         Returns:
-            The names of metrics whose update Redis refused (a key of another type,
-            say): they are dropped, not retried; the rest of the batch is applied.
+            The metrics whose update Redis refused (dropped, not retried: the rest
+            of the batch is applied), and what tells the buffer that Redis lost
+            this worker's data (see `DeltaBuffer.ack`).
 
         Raises:
             redis.exceptions.RedisError: Redis is unreachable or busy; re-sending the
@@ -180,6 +196,7 @@ class RedisStore:
         ops_list = batch.ops if batch is not None else []
         seq = batch.seq if batch is not None else 0
         client = self.client
+        new_worker = False
         for attempt in (1, 2):
             pipe = client.pipeline(transaction=False)
             for ops in ops_list:
@@ -200,9 +217,12 @@ class RedisStore:
                 pipe.execute_command("EVALSHA", DELETE_SHA, 3, values, created, times, field)
             pipe.zadd(self.workers_key, {worker: now + self.heartbeat_ttl})
             results = pipe.execute(raise_on_error=False)
+            # ZADD counts the members it added (the first attempt's, if a retry follows)
+            new_worker = new_worker or results[-1] == 1
+            fresh = {o.spec.name for o, r in zip(ops_list, results) if r == 2}  # noqa: B905
             errors = [r for r in results if isinstance(r, Exception)]
             if not errors:
-                return []
+                return Written([], fresh, new_worker)
             # an outage, or an ACL that refuses a command: keep the batch, send it again later
             transient = [e for e in errors if isinstance(e, _TRANSIENT) or is_auth_error(e)]
             if transient:
@@ -212,8 +232,9 @@ class RedisStore:
                     client.script_load(script)  # Redis restarted (or scripts flushed): load,
                 continue  # and send the same again
             # the ops come first in the pipeline; a failed delete is not retried either
-            return [o.spec.name for o, r in zip(ops_list, results) if isinstance(r, Exception)]  # noqa: B905 - results is longer
-        return []
+            refused = [o.spec.name for o, r in zip(ops_list, results) if isinstance(r, Exception)]  # noqa: B905 - results is longer
+            return Written(refused, fresh, new_worker)
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def prune(self, specs: Sequence[MetricSpec], before: float, retry: bool = True) -> list[str]:
         """Remove what workers whose heartbeat expired before ``before`` left behind.

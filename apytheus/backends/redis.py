@@ -181,20 +181,29 @@ class RedisBackend:
             with self._deletes_lock:
                 deletes = list(self._deletes)
             try:
-                # a retried batch first, then (same flush) what was recorded meanwhile
-                for _ in range(2 if self._buffer.pending is not None else 1):
+                # a retried batch first, then (same flush) what was recorded meanwhile;
+                # one more if Redis turns out to have lost this worker's data
+                rounds, resent = (2 if self._buffer.pending is not None else 1), False
+                while rounds:
+                    rounds -= 1
                     batch = self._buffer.take(now)
-                    refused = self._store.write(batch, deletes, self._buffer.worker, now)
+                    written = self._store.write(batch, deletes, self._buffer.worker, now)
                     if deletes:
                         with self._deletes_lock:
                             for d in deletes:
                                 self._deletes.pop(d, None)
                         deletes = []
-                    if refused:
-                        self._refused(refused, batch)
-                    if batch is None:
+                    if written.refused:
+                        self._refused(written.refused, batch)
+                    if self._buffer.ack(batch, written.fresh, written.new_worker) and not resent:
+                        rounds, resent = 1, True
+                        log.warning(
+                            "apytheus: Redis lost what worker %s had sent (restarted empty?): "
+                            "sending gauges, infos and enums again; counters count on from 0",
+                            self._buffer.worker,
+                        )
+                    elif batch is None:
                         break
-                    self._buffer.ack(batch)
             except Exception as exc:
                 self.flush_errors += 1
                 problem = auth_problem(exc, self._options)

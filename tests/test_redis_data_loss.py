@@ -1,0 +1,148 @@
+"""Redis loses what a worker sent: the worker notices and sends its state again.
+
+Redis restarted without persistence, a cluster slot lost in a failover, or a
+worker pruned as dead while it was only stopped: gauges, infos and enums that
+were set once would stay missing until they change, and counters would show
+``_created 0``. The flush script reports a missing batch number and the
+heartbeat set a missing worker, and the buffer answers by sending every
+gauge-like state again (in the same flush), and every counter and histogram
+series again from 0 with a new ``_created`` (an ordinary counter reset).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import pytest
+from redis_server import RedisServer
+
+from apytheus import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info
+from apytheus.backends.redis import RedisBackend
+
+
+class Metrics:
+    """One metric of every kind, recorded once before the loss."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.started = Gauge("started_at", "Start", registry=registry)
+        self.temperature = Gauge("temp", "T", ["room"], registry=registry)
+        self.build = Info("build", "Build", registry=registry)
+        self.state = Enum("state", "State", states=["idle", "busy"], registry=registry)
+        self.jobs = Counter("jobs", "Jobs", registry=registry)
+        self.latency = Histogram("lat", "Latency", buckets=[1], registry=registry)
+        self.started.set(1700000000)
+        self.temperature.labels(room="a").set(21.5)
+        self.temperature.labels(room="b").set(19)
+        self.build.info({"version": "1.2"})
+        self.state.state("busy")
+        self.jobs.inc(5)
+        self.latency.observe(0.5)
+
+    def get(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+    def gauge_likes(self) -> tuple[float | None, ...]:
+        return (
+            self.get("started_at"),
+            self.get("temp", {"room": "a"}),
+            self.get("temp", {"room": "b"}),
+            self.get("build_info", {"version": "1.2"}),
+            self.get("state", {"state": "busy"}),
+        )
+
+
+EXPECTED = (1700000000.0, 21.5, 19.0, 1.0, 1.0)
+
+
+def test_redis_restarted_empty_gets_every_state_back_in_the_next_flush(
+    redis_server_factory: Callable[..., RedisServer],
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = redis_server_factory()  # no persistence: a restart comes back empty
+    backend = make_redis_backend(server)
+    metrics = Metrics(registry)
+    assert backend.flush_sync()
+    assert metrics.gauge_likes() == EXPECTED
+    assert metrics.get("jobs_total") == 5.0
+    server.kill()
+    server.start()
+    assert not server.client().exists(f"{{{key_prefix}|temp}}:v")
+    lost_at = time.time()
+    metrics.jobs.inc(2)  # counted from the reset on
+    with caplog.at_level(logging.WARNING, logger="apytheus"):
+        # a scrape flushes once: the loss is found, and the state sent again, in that flush
+        assert metrics.gauge_likes() == EXPECTED
+    assert "Redis lost what worker" in caplog.text
+    assert metrics.get("jobs_total") == 2.0  # not 7: an ordinary counter reset
+    assert metrics.get("lat_count") == 0.0  # the series is there again, from 0
+    assert metrics.get("lat_bucket", {"le": "+Inf"}) == 0.0
+    # _created tells when the count started again (it read 0.0 before the fix)
+    created = [float(v) for v in server.client().hgetall(f"{{{key_prefix}|jobs}}:c").values()]
+    assert len(created) == 1 and created[0] >= lost_at, created
+    # the next flushes send only changes again
+    before = server.client().info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    assert backend.flush_sync()
+    after = server.client().info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    assert after == before  # nothing changed: no script call
+
+
+def test_a_metric_whose_keys_were_lost_is_sent_again_when_it_changes(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+) -> None:
+    """One metric's keys gone (as with a cluster slot lost in a failover): the flush
+    script finds no batch number of this worker there, and the metric's other series
+    come back with the change that revealed it."""
+    backend = make_redis_backend(redis_server)
+    metrics = Metrics(registry)
+    assert backend.flush_sync()
+    client = redis_server.client()
+    lost = [f"{{{key_prefix}|temp}}:{part}" for part in ("seq", "v", "t")]
+    assert client.delete(*lost) == 3
+    metrics.temperature.labels(room="b").set(18)
+    assert metrics.get("temp", {"room": "a"}) == 21.5  # back, though it did not change
+    assert metrics.get("temp", {"room": "b"}) == 18.0
+    assert metrics.gauge_likes()[3:] == EXPECTED[3:]  # the other metrics were not touched
+
+
+def test_a_worker_pruned_as_dead_while_stopped_sends_its_state_again(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """A worker stopped (SIGSTOP, a debugger) for longer than ``worker_retention``: another
+    worker prunes its gauges and batch numbers. When it runs again, the heartbeat set no
+    longer lists it, and it sends everything it has again."""
+    backend = make_redis_backend(redis_server)
+    metrics = Metrics(registry)
+    assert backend.flush_sync()
+    # what another worker's prune does once this one's heartbeat is older than the retention
+    pruned = backend._store.prune(backend._buffer.specs(), time.time() + 10**6)
+    assert pruned == [backend.worker]
+    assert metrics.gauge_likes() == EXPECTED
+    assert metrics.get("jobs_total") == 5.0  # totals are not per worker: pruning keeps them
+
+
+def test_a_new_worker_is_not_taken_for_a_lost_one(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """First flushes: no batch number and no heartbeat yet is normal, not a loss."""
+    backend = make_redis_backend(redis_server)
+    with caplog.at_level(logging.WARNING, logger="apytheus"):
+        metrics = Metrics(registry)
+        assert backend.flush_sync()
+        Gauge("later", "Created after the first flush", registry=registry).set(1)
+        assert backend.flush_sync()
+        assert metrics.gauge_likes() == EXPECTED
+    assert "Redis lost" not in caplog.text
