@@ -168,7 +168,26 @@ def _query_names(query: str) -> list[str] | None:
 
 
 def _gzip_ok(accept_encoding: str | None) -> bool:
-    return bool(accept_encoding) and "gzip" in str(accept_encoding).lower()
+    """Whether ``Accept-Encoding`` takes gzip: listed (or ``*``) with a q-value above 0."""
+    if not accept_encoding:
+        return False
+    star = False
+    for item in str(accept_encoding).split(","):
+        coding, *params = item.split(";")
+        q = 1.0
+        for param in params:
+            key, _, number = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(number)
+                except ValueError:
+                    q = 0.0  # a malformed weight: do not guess
+        coding = coding.strip().lower()
+        if coding in ("gzip", "x-gzip"):
+            return q > 0
+        if coding == "*":
+            star = q > 0
+    return star
 
 
 def make_asgi_app(

@@ -75,6 +75,13 @@ def _number(value: object, what: str) -> float:
         raise ValueError(f"{what} is too large for a float ({size})") from None
 
 
+def _either(amount: float, value: float) -> float:
+    """``value=`` (pytheus' name) given: the amount, unless ``amount`` was given too."""
+    if amount.__class__ in (int, float) and amount == 1:  # 1 is the default: not given
+        return value
+    raise TypeError(f"give the amount or value=, not both (got {amount!r} and value={value!r})")
+
+
 def _exemplar(labels: object, value: float) -> Exemplar:
     if not isinstance(labels, Mapping):
         raise TypeError("exemplar must be a dict of label names to string values")
@@ -337,11 +344,11 @@ class Counter(_Metric):
 
         Raises:
             ValueError: ``amount`` is negative or NaN, or the exemplar is invalid.
-            TypeError: ``amount`` is not a number.
+            TypeError: ``amount`` is not a number, or ``amount`` and ``value`` are both given.
             UnobservableMetricException: some labels have no value.
         """
         if exemplar is not None or value is not None:
-            self._inc_extras(amount if value is None else value, exemplar)
+            self._inc_extras(amount if value is None else _either(amount, value), exemplar)
             return
         # Floats and ints that fit a float's range take the fast path; anything
         # else is converted (and checked) first. The bounds are folded constants.
@@ -450,7 +457,7 @@ class Gauge(_Metric):
     def inc(self, amount: float = 1.0, *, value: float | None = None) -> None:
         """Add ``amount`` (may be negative; ``value=`` is pytheus' name). Never blocks."""
         if value is not None:
-            amount = value
+            amount = _either(amount, value)
         if (
             amount.__class__ is not float
             and (amount.__class__ is not int or not -(2**63) < amount < 2**63)
@@ -473,7 +480,7 @@ class Gauge(_Metric):
     def dec(self, amount: float = 1.0, *, value: float | None = None) -> None:
         """Subtract ``amount`` (``value=`` is pytheus' name). Never blocks."""
         if value is not None:
-            amount = value
+            amount = _either(amount, value)
         if (
             amount.__class__ is not float
             and (amount.__class__ is not int or not -(2**63) < amount < 2**63)
@@ -745,7 +752,10 @@ class Enum(_Metric):
         *,
         max_series: int | None = None,
     ) -> None:
-        if isinstance(states, str) or not states or not all(isinstance(s, str) for s in states):
+        if isinstance(states, str) or not isinstance(states, Iterable):
+            raise ValueError("Enum needs states: a non-empty list of strings")
+        states = tuple(states)  # any iterable (a generator is read once)
+        if not states or not all(isinstance(s, str) for s in states):
             raise ValueError("Enum needs states: a non-empty list of strings")
         if len(set(states)) != len(states):
             raise ValueError(f"Enum states must be distinct, got {list(states)}")

@@ -325,6 +325,7 @@ for states, says in (
 ):
     bad(f"Enum-states-{show(states)}", make("Enum", "e", states=states), ValueError, says)
 bad("Enum-name-with-colon", make("Enum", "a:b"), ValueError, "'a:b'", "':'")
+bad("Enum-states-generator-repeats", make("Enum", "e", states=iter("aa")), ValueError, "'a'")
 
 # -- labels() and remove() ------------------------------------------------------------
 
@@ -470,6 +471,22 @@ for amount, says in (
         bind(lambda e, a: e.get.inc(a, exemplar={"trace_id": "new"}), amount),
         errors,
         says,
+    )
+
+# amount and pytheus' value= together: which one was meant?
+bad("Counter.inc-amount-and-value", lambda e: e.jobs.inc(2, value=3), TypeError, "not both")
+bad(
+    "Counter.inc-amount-and-value-exemplar",
+    lambda e: e.get.inc(2, {"t": "x"}, value=3),
+    TypeError,
+    "not both",
+)
+for op in ("inc", "dec"):
+    bad(
+        f"Gauge.{op}-amount-and-value",
+        bind(lambda e, op: getattr(e.temperature, op)(2, value=3), op),
+        TypeError,
+        "not both",
     )
 
 for amount, says in (

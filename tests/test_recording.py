@@ -227,6 +227,13 @@ def test_info_with_keys_clashing_with_labels_raises(registry: CollectorRegistry)
         i.labels(env="x").info("version=1")  # type: ignore[arg-type]
 
 
+def test_enum_takes_its_states_from_any_iterable(registry: CollectorRegistry) -> None:
+    e = Enum("job", "Job", states=(s for s in ("queued", "done")), registry=registry)
+    e.state("done")
+    assert registry.get_sample_value("job", {"job": "done"}) == 1.0
+    assert registry.get_sample_value("job", {"job": "queued"}) == 0.0
+
+
 def test_enum_starts_in_its_first_state_and_switches(registry: CollectorRegistry) -> None:
     e = Enum("task", "Task", states=["starting", "running", "stopped"], registry=registry)
     assert value(registry, "task", task="starting") == 1.0

@@ -59,6 +59,30 @@ async def test_asgi_app_gzips_when_the_client_accepts_it(filled: CollectorRegist
     assert "content-encoding" not in plain.headers
 
 
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzipped"),
+    [
+        ("gzip", True),
+        ("GZIP; Q=0.5", True),
+        ("deflate, x-gzip", True),
+        ("identity, *;q=0.1", True),
+        ("gzip;q=0", False),
+        ("gzip;q=0.000, *", False),  # refused by name: the wildcard does not bring it back
+        ("*;q=0", False),
+        ("deflate, br", False),
+        ("gzip;q=lots", False),
+        ("", False),
+    ],
+)
+async def test_asgi_app_gzips_only_when_accept_encoding_gives_gzip_a_weight(
+    filled: CollectorRegistry, accept_encoding: str, gzipped: bool
+) -> None:
+    async with client(filled) as c:
+        r = await c.get("/", headers={"accept-encoding": accept_encoding})
+    assert (r.headers.get("content-encoding") == "gzip") is gzipped
+    assert 'served_total{path="/"} 3.0' in r.text
+
+
 async def test_asgi_app_answers_head_without_body_and_refuses_post(
     filled: CollectorRegistry,
 ) -> None:
