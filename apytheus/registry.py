@@ -124,7 +124,9 @@ class CollectorRegistry:
         from ._collect import collect_sync
 
         wanted = dict(labels or {})
-        for family in collect_sync(self, openmetrics=True):
+        # OpenMetrics for the _created samples only it has; the text format for the rest,
+        # since OpenMetrics leaves out a negative or NaN _sum (see build_family)
+        for family in collect_sync(self, openmetrics=name.endswith("_created")):
             for sample in family.samples:
                 if sample.name == name and sample.label_dict() == wanted:
                     return sample.value

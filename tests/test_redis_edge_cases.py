@@ -12,7 +12,7 @@ import pytest
 from conftest import wait_for
 from redis_server import RedisServer
 
-from apytheus import CollectorRegistry, Counter, Gauge
+from apytheus import CollectorRegistry, Counter, Gauge, Histogram
 from apytheus.backends import get_backend
 from apytheus.backends.redis import RedisBackend
 from apytheus.exceptions import LabelValidationException
@@ -250,6 +250,59 @@ def test_an_infinite_counter_is_exposed_as_inf_not_nan(
     c.inc()
     assert backend.flush_sync()
     assert registry.get_sample_value("c_total") == math.inf
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [
+        [1.2345678901234567e-10],  # HINCRBYFLOAT kept 8 digits of it
+        [5e-324, 5e-324],  # and turned these into 0
+        [1e-20, 1.0, -1.0],
+        [0.1, 0.2],  # 0.30000000000000004 in doubles, as in one process
+        [1e308, 1e308],  # overflows to +Inf
+        [math.inf, -math.inf],  # NaN
+    ],
+)
+def test_totals_in_redis_are_the_doubles_one_process_has(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    amounts: list[float],
+) -> None:
+    """Deltas are added in doubles and stored with 17 significant digits: a total read
+    from Redis is the very double a single process would expose."""
+    backend = make_redis_backend(redis_server)
+    h = Histogram("h", "H", buckets=[1.0], registry=registry)  # its sum takes any float
+    expected = 0.0
+    for amount in amounts:
+        h.observe(amount)
+        expected += amount
+        assert backend.flush_sync()  # one delta per flush: Redis adds them up
+    got = registry.get_sample_value("h_sum")
+    assert got == expected or (math.isnan(expected) and got is not None and math.isnan(got))
+    assert registry.get_sample_value("h_count") == len(amounts)
+
+
+def test_a_total_that_is_not_a_number_drops_that_metric_only(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = make_redis_backend(redis_server)
+    with redis_server.client() as client:
+        client.hset(f"{{{key_prefix}|broken}}:v", "[]", "not a number")
+    Counter("broken", "B", registry=registry).inc()
+    fine = Counter("fine", "F", registry=registry)
+    fine.inc(3)
+    with caplog.at_level(logging.ERROR, logger="apytheus"):
+        assert backend.flush_sync()
+    assert "refused the updates of ['broken']" in caplog.text
+    assert backend.dropped_updates == 1
+    with redis_server.client() as client:
+        assert client.hget(f"{{{key_prefix}|fine}}:v", "[]") == b"3"
+        assert client.hget(f"{{{key_prefix}|broken}}:v", "[]") == b"not a number"
 
 
 def test_the_writers_heartbeat_ttl_decides_when_it_is_dead(

@@ -53,7 +53,6 @@ ACL_COMMANDS = (
     "hget",  # called by the scripts
     "hset",
     "hsetnx",
-    "hincrbyfloat",
     "hkeys",
     "hdel",
     "hgetall",  # scrape

@@ -46,7 +46,7 @@ class MetricOps:
     """What one batch does to one metric's hashes (metrics of one name share them)."""
 
     spec: MetricSpec
-    incr: list[tuple[str, float]] = field(default_factory=list)  # HINCRBYFLOAT field delta
+    incr: list[tuple[str, float]] = field(default_factory=list)  # field, delta to add
     sets: list[tuple[str, str]] = field(default_factory=list)  # HSET field value
     stamped: list[str] = field(default_factory=list)  # fields of `sets` whose time to record
     created: list[tuple[str, float]] = field(default_factory=list)  # HSETNX field timestamp
@@ -274,7 +274,7 @@ def _delta(ops: MetricOps, key: str, now: float, was: float, force: bool) -> Non
         if delta or force:
             ops.incr.append((key, delta))
     elif not (now == was or (now != now and was != was)):
-        # HINCRBYFLOAT refuses infinities: store the total itself (+Inf, -Inf or NaN)
+        # an infinite or NaN total: store it as it is (+Inf, -Inf or NaN), not as a delta
         ops.sets.append((key, floatstr(now)))
 
 

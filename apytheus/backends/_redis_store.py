@@ -5,7 +5,7 @@ script touches lives in one Redis Cluster slot (``|`` is in no metric name, so
 prefixes and names cannot run into each other):
 
 * ``{p|m}:v``   values. Counter / histogram fields hold totals over all
-  workers (``HINCRBYFLOAT``); gauge, info and enum fields are per worker.
+  workers (added in the flush script); gauge, info and enum fields are per worker.
 * ``{p|m}:seq`` the last batch sequence number applied, per worker.
 * ``{p|m}:c``   creation time per series (``HSETNX``), for OpenMetrics.
 * ``{p|m}:t``   time of the last write per gauge field (``mostrecent``).
@@ -40,10 +40,11 @@ from ._series import HistogramSeries, InfoSeries, ScalarSeries
 # KEYS: seq, values, created, times. ARGV: worker, seq, now, #incr, #set, #stamped,
 # #created, then the fields. Applied only if this worker's last applied batch is older.
 # The number is stored first: a script that fails half-way (a key of another type) is
-# never applied twice. An increment that overflows a float stores an infinity; an ACL
-# that refuses HINCRBYFLOAT is an error (never an infinity). Returns 0 (applied
-# before), 1 (applied) or 2 (applied, and this worker had no batch number here: its
-# first batch for this metric, or Redis lost what it had).
+# never applied twice. Totals are added in Lua, in doubles as in the workers, and stored
+# with 17 significant digits, which read back as the same double. (HINCRBYFLOAT prints
+# 17 *decimals*: 1.2345678901234567e-10 comes back as 1.2345679e-10, and 1e-20 as 0.)
+# Returns 0 (applied before), 1 (applied) or 2 (applied, and this worker had no batch
+# number here: its first batch for this metric, or Redis lost what it had).
 FLUSH_SCRIPT = """
 local known = redis.call('HGET', KEYS[1], ARGV[1])
 local last = tonumber(known or '0')
@@ -51,13 +52,12 @@ if last >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local i = 8
 for _ = 1, tonumber(ARGV[4]) do
-  local r = redis.pcall('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
-  if type(r) == 'table' and r.err then
-    if string.find(r.err, 'user executing the script', 1, true) then
-      return redis.error_reply(r.err)
-    end
-    redis.call('HSET', KEYS[2], ARGV[i], tonumber(ARGV[i + 1]) < 0 and '-inf' or 'inf')
+  local old = redis.call('HGET', KEYS[2], ARGV[i])
+  local total = tonumber(old or '0')
+  if not total then
+    return redis.error_reply('field ' .. ARGV[i] .. ' of ' .. KEYS[2] .. ' holds no number')
   end
+  redis.call('HSET', KEYS[2], ARGV[i], string.format('%.17g', total + tonumber(ARGV[i + 1])))
   i = i + 2
 end
 for _ = 1, tonumber(ARGV[5]) do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
