@@ -102,9 +102,11 @@ def test_a_batch_sent_twice_is_applied_once(
     with redis_backend._flush_lock:
         batch = buffer.take(time.time())
         assert batch is not None
-        store.write(batch, [], buffer.worker, time.time())
-        store.write(batch, [], buffer.worker, time.time())  # the "retry"
-        buffer.ack(batch)
+        mark = buffer.mark(batch)
+        store.write(batch, [], buffer.worker, time.time(), mark)
+        written = store.write(batch, [], buffer.worker, time.time(), mark, retried=True)
+        assert written.confirmed  # the retry finds the mark the first write left  # the "retry"
+        buffer.ack(batch, mark, written.confirmed)
     assert registry.get_sample_value("jobs_total") == 4.0
     assert registry.get_sample_value("lat_count") == 1.0
 

@@ -109,9 +109,11 @@ def test_a_retried_batch_is_applied_once_on_a_cluster(
     with cluster_backend._flush_lock:
         batch = buffer.take(time.time())
         assert batch is not None
-        store.write(batch, [], buffer.worker, time.time())
-        store.write(batch, [], buffer.worker, time.time())
-        buffer.ack(batch)
+        mark = buffer.mark(batch)
+        store.write(batch, [], buffer.worker, time.time(), mark)
+        written = store.write(batch, [], buffer.worker, time.time(), mark, retried=True)
+        assert written.confirmed  # the retry finds the mark the first write left
+        buffer.ack(batch, mark, written.confirmed)
     assert registry.get_sample_value("retried_total") == 6.0
 
 

@@ -17,8 +17,11 @@ from collections.abc import Callable
 
 import pytest
 from redis_server import RedisServer
+from tcp_proxy import DroppingProxy
 
 from apytheus import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info
+from apytheus.backends._buffer import DeltaBuffer
+from apytheus.backends._series import ScalarSeries
 from apytheus.backends.redis import RedisBackend
 
 
@@ -78,7 +81,7 @@ def test_redis_restarted_empty_gets_every_state_back_in_the_next_flush(
     with caplog.at_level(logging.WARNING, logger="apytheus"):
         # a scrape flushes once: the loss is found, and the state sent again, in that flush
         assert metrics.gauge_likes() == EXPECTED
-    assert "Redis lost what worker" in caplog.text
+    assert "Redis lost (or rolled back) what worker" in caplog.text
     assert metrics.get("jobs_total") == 2.0  # not 7: an ordinary counter reset
     assert metrics.get("lat_count") == 0.0  # the series is there again, from 0
     assert metrics.get("lat_bucket", {"le": "+Inf"}) == 0.0
@@ -89,7 +92,7 @@ def test_redis_restarted_empty_gets_every_state_back_in_the_next_flush(
     before = server.client().info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
     assert backend.flush_sync()
     after = server.client().info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
-    assert after == before  # nothing changed: no script call
+    assert after == before + 1  # nothing changed: only the heartbeat and mark script
 
 
 def test_a_metric_whose_keys_were_lost_is_sent_again_when_it_changes(
@@ -146,3 +149,104 @@ def test_a_new_worker_is_not_taken_for_a_lost_one(
         assert backend.flush_sync()
         assert metrics.gauge_likes() == EXPECTED
     assert "Redis lost" not in caplog.text
+
+
+def test_redis_back_from_an_older_snapshot_is_noticed(
+    redis_server_factory: Callable[..., RedisServer],
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """Redis restarted from an RDB snapshot (or an AOF that missed its last second): the
+    worker and its batch numbers are there, but older. Its mark tells."""
+    server = redis_server_factory()
+    backend = make_redis_backend(server)
+    g = Gauge("g", "G", registry=registry)
+    g.set(1)
+    assert backend.flush_sync()
+    server.client().save()  # a snapshot, as `save 60 1000` takes one
+    g.set(2)
+    assert backend.flush_sync()
+    server.kill()
+    server.start()  # loads the snapshot: g is 1 there
+    assert server.client().hget(f"{{{backend.key_prefix}|g}}:v", f"[]\t{backend.worker}") == b"1.0"
+    assert registry.get_sample_value("g") == 2.0
+
+
+def test_a_lost_reply_does_not_hide_the_loss(
+    redis_server_factory: Callable[..., RedisServer],
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """Redis restarted empty, and the reply to the first write after it is lost: that write
+    was applied, yet the mark it checked stays wrong, so the retry still notices."""
+    server = redis_server_factory()
+    proxy = DroppingProxy(server.port)
+    try:
+        backend = make_redis_backend(proxy.port)
+        a = Gauge("a", "A", registry=registry)
+        b = Gauge("b", "B", registry=registry)
+        a.set(1)
+        b.set(2)
+        assert backend.flush_sync()
+        server.kill()
+        server.start()  # empty
+        a.set(3)  # only `a` is in the next batch
+        backend._store.client.connection_pool.disconnect()  # no link to the dead server
+        proxy.drop_after(b"EVALSHA")
+        assert not backend.flush_sync()  # applied, but the reply never came
+        assert proxy.dropped.is_set()
+        assert registry.get_sample_value("a") == 3.0
+        assert registry.get_sample_value("b") == 2.0
+    finally:
+        proxy.close()
+
+
+def test_a_backend_that_took_over_the_worker_notices_a_loss(
+    redis_server_factory: Callable[..., RedisServer],
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    server = redis_server_factory()
+    first = make_redis_backend(server)
+    g = Gauge("g", "G", registry=registry)
+    g.set(7)
+    assert first.flush_sync()
+    second = make_redis_backend(server)  # same store: it continues the first one's worker
+    assert second.worker == first.worker
+    server.kill()
+    server.start()  # empty
+    assert registry.get_sample_value("g") == 7.0
+
+
+def test_a_value_sent_again_keeps_its_time_for_mostrecent(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """Worker A sets 1, worker B sets 2 later; A is pruned while stopped and sends its 1
+    again when it runs: B's later value must still win."""
+    backend = make_redis_backend(redis_server)
+    g = Gauge("leader", "L", registry=registry, multiprocess_mode="mostrecent")
+    g.set(1)
+    assert backend.flush_sync()
+    spec = g._family.spec
+    other = ScalarSeries(g._series.labels)  # worker B, another process
+    other.set(2)
+    b = DeltaBuffer("worker-b")
+    b.track(spec, other)
+    later = time.time() + 1  # B's flush comes after A's (whatever the clock's resolution)
+    batch = b.take(later)
+    b.ack(
+        batch,
+        b.mark(batch),
+        backend._store.write(batch, [], b.worker, later, b.mark(batch)).confirmed,
+    )
+    assert registry.get_sample_value("leader") == 2.0
+    # A stopped for longer than worker_retention: B prunes it
+    redis_server.client().zadd(backend._store.workers_key, {backend.worker: 1.0})
+    assert backend._store.prune([spec], 100.0) == [backend.worker]
+    assert registry.get_sample_value("leader") == 2.0  # A's flush sends its 1 again
+    assert (
+        redis_server.client().hget(f"{{{backend.key_prefix}|leader}}:v", f"[]\t{backend.worker}")
+        == b"1.0"
+    )

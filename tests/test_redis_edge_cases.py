@@ -373,3 +373,63 @@ def test_what_a_long_dead_worker_left_is_pruned_after_the_retention(
 
         wait_for(pruned, timeout=15, what="the dead worker to be pruned")
     assert registry.get_sample_value("level") == 0.0  # only this worker's untouched 0
+
+
+def test_series_removed_and_made_again_between_flushes_keep_their_new_values(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """``clear()`` then fill again (a refresh from a poll): the deletes go before the
+    new batch, so they cannot wipe what it writes."""
+    backend = make_redis_backend(redis_server)
+    g = Gauge("rows", "Rows per table", ["table"], registry=registry)
+    c = Counter("hits", "Hits", ["path"], registry=registry)
+    g.labels(table="a").set(10)
+    c.labels(path="/").inc(5)
+    assert backend.flush_sync()
+    g.clear()
+    g.labels(table="a").set(11)
+    c.remove("/")
+    c.labels(path="/").inc(2)
+    assert backend.flush_sync()
+    c.labels(path="/").inc(1)
+    assert registry.get_sample_value("rows", {"table": "a"}) == 11.0
+    assert registry.get_sample_value("hits_total", {"path": "/"}) == 3.0
+
+
+def test_a_retried_batch_goes_before_the_deletes_queued_after_it(
+    own_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """A batch that failed stays pending; a series removed meanwhile must stay removed
+    when the old batch (which still holds it) is finally applied."""
+    backend = make_redis_backend(own_server)
+    c = Counter("hits", "Hits", ["path"], registry=registry)
+    c.labels(path="/").inc(5)
+    own_server.pause()
+    try:
+        assert not backend.flush_sync()  # the batch with path="/" stays pending
+    finally:
+        own_server.resume()
+    c.remove("/")
+    assert backend.flush_sync()
+    assert registry.get_sample_value("hits_total", {"path": "/"}) is None
+
+
+def test_an_infinite_total_stays_infinite_whatever_another_worker_adds(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+) -> None:
+    """Another worker stored a +Inf histogram sum; this one adds -1: +Inf it stays (the
+    old script took the infinity's sign from the delta)."""
+    backend = make_redis_backend(redis_server)
+    h = Histogram("h", "H", buckets=[1.0], registry=registry)
+    with redis_server.client() as client:
+        client.hset(f"{{{key_prefix}|h}}:v", "[]\tsum", "+Inf")
+    h.observe(-1)
+    assert backend.flush_sync()
+    assert registry.get_sample_value("h_sum") == math.inf

@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._labels import LabelSet
 from .._samples import floatstr
@@ -48,7 +48,7 @@ class MetricOps:
     spec: MetricSpec
     incr: list[tuple[str, float]] = field(default_factory=list)  # field, delta to add
     sets: list[tuple[str, str]] = field(default_factory=list)  # HSET field value
-    stamped: list[str] = field(default_factory=list)  # fields of `sets` whose time to record
+    stamped: list[tuple[str, float]] = field(default_factory=list)  # field of `sets`, its time
     created: list[tuple[str, float]] = field(default_factory=list)  # HSETNX field timestamp
 
     def __bool__(self) -> bool:
@@ -57,10 +57,15 @@ class MetricOps:
 
 @dataclass
 class Batch:
-    """One flush: a sequence number and the operations, sent as a whole until acknowledged."""
+    """One flush: a sequence number and the operations, sent as a whole until acknowledged.
+
+    A ``whole`` batch carries every series' state (a worker's first batch, or
+    one after the store lost data), so the store may confirm it holds all.
+    """
 
     seq: int
     ops: list[MetricOps]
+    whole: bool = False
 
     @property
     def fields(self) -> int:
@@ -73,7 +78,35 @@ class _Entry:
     series: Series
     field: str
     sent: Any = None  # what the store has: a total, bucket totals, a value or info pairs
-    recreate: bool = False  # the store lost this total: write the series (and _created) again
+    recreate: bool = False  # the store lost this series: write it again
+    stamp: float = 0.0  # when a gauge-like value was first sent (its `mostrecent` time)
+
+
+class Mark(NamedTuple):
+    """What a write asks the store to check and record of this worker's state.
+
+    The store keeps one number per worker: the batch number of the last write
+    it confirmed. A write expects ``expected`` there (or ``new``, if a lost reply
+    hid that it was applied already) and then records ``new``; a ``force`` write
+    (a whole batch) records ``new`` whatever is there. Anything else means the
+    store lost data, or went back to an older snapshot.
+    """
+
+    expected: int | None
+    new: int
+    force: bool
+
+
+@dataclass
+class Handover:
+    """What a successor on the same store needs to go on exactly once (see adopt)."""
+
+    worker: str
+    seq: int
+    pending: Batch | None
+    sent: dict[tuple[str, str], Any]
+    marked: int | None
+    whole: bool
 
 
 _TOTALS = ("counter", "histogram", "summary")  # kinds sent as deltas of totals
@@ -93,7 +126,8 @@ class DeltaBuffer:
         )
         self._handed: dict[tuple[str, str], Any] = {}  # baselines from a predecessor
         self._stored: set[str] = set()  # metrics the store acknowledged a batch of
-        self._known = False  # the store has listed this worker since its first write
+        self.marked: int | None = None  # the batch number the store confirmed last
+        self._whole = True  # the next batch must carry every series' state
 
     def track(self, spec: MetricSpec, series: Series) -> None:
         """Start sending ``series``; what the store does not have yet goes with the next batch."""
@@ -122,7 +156,7 @@ class DeltaBuffer:
         with self._lock:
             return sum(len(e) for e in self._tracked.values())
 
-    def handover(self) -> tuple[str, int, Batch | None, dict[tuple[str, str], Any]]:
+    def handover(self) -> Handover:
         """Everything a successor on the same store needs to go on exactly once."""
         with self._lock:
             sent = {
@@ -131,12 +165,13 @@ class DeltaBuffer:
                 for e in entries.values()
                 if e.sent is not None
             }
-            return self.worker, self.seq, self.pending, sent
+            return Handover(self.worker, self.seq, self.pending, sent, self.marked, self._whole)
 
-    def adopt(self, state: tuple[str, int, Batch | None, dict[tuple[str, str], Any]]) -> None:
-        """Continue a predecessor's worker: its pending batch and what it had sent."""
+    def adopt(self, state: Handover) -> None:
+        """Continue a predecessor's worker: its pending batch, what it had sent and confirmed."""
         with self._lock:
-            self.worker, self.seq, self.pending, self._handed = state
+            self.worker, self.seq, self.pending = state.worker, state.seq, state.pending
+            self._handed, self.marked, self._whole = state.sent, state.marked, state.whole
 
     def take(self, now: float) -> Batch | None:
         """The batch to send: the pending one, else a new one (None when nothing changed)."""
@@ -144,7 +179,7 @@ class DeltaBuffer:
             if self.pending is not None:
                 return self.pending
             by_name: dict[str, MetricOps] = {}
-            commits: list[tuple[_Entry, Any]] = []
+            commits: list[tuple[_Entry, Any, float | None]] = []
             for spec, entries in list(self._tracked.items()):
                 # Metrics of one name (two registries, say) share keys: one script call each.
                 ops = by_name.setdefault(spec.name, MetricOps(spec))
@@ -156,40 +191,59 @@ class DeltaBuffer:
                             "apytheus: cannot read series %s of %s", entry.field, spec.name
                         )
             ops_list = [o for o in by_name.values() if o]
-            for entry, sent in commits:  # only now that the whole batch exists
+            for entry, sent, stamp in commits:  # only now that the whole batch exists
                 entry.sent = sent
                 entry.recreate = False
+                if stamp is not None:
+                    entry.stamp = stamp
             if not ops_list:
                 return None
             self.seq += 1
-            self.pending = Batch(self.seq, ops_list)
+            self.pending = Batch(self.seq, ops_list, self._whole)
             return self.pending
 
-    def ack(
-        self, batch: Batch | None, fresh: AbstractSet[str] = frozenset(), new_worker: bool = False
-    ) -> bool:
-        """The store applied ``batch``: the next take builds a new one.
+    def mark(self, batch: Batch | None) -> Mark:
+        """What the write of ``batch`` (None: nothing changed) asks the store to check."""
+        with self._lock:
+            if batch is None:
+                return Mark(self.marked, self.seq, self._whole)
+            return Mark(self.marked, batch.seq, batch.whole)
 
-        ``fresh`` are the batch's metrics in which the store had no batch number
-        of this worker; ``new_worker``, whether it did not list this worker. Either
-        one after an earlier acknowledgement means the store lost what this worker
-        sent (Redis restarted empty, or pruned a worker it thought dead). Counters
-        and histograms then go on from their new deltas (a normal counter reset)
-        and write their series and ``_created`` again; gauges, infos and enums
-        send their state again, which the store would otherwise lack until it
-        changes. Returns whether that happened (the next batch holds it).
+    def ack(
+        self,
+        batch: Batch | None,
+        mark: Mark,
+        confirmed: bool = True,
+        fresh: AbstractSet[str] = frozenset(),
+    ) -> bool:
+        """The store applied ``batch`` (and checked ``mark``): the next take builds a new one.
+
+        ``confirmed`` is false when the store did not hold the batch number this
+        worker had confirmed there: it lost data (Redis restarted empty, a worker
+        pruned while stopped) or went back to an older snapshot. ``fresh`` are
+        the batch's metrics in which the store had no batch number of this
+        worker; for a metric sent before, its keys were lost (a cluster slot,
+        say). Either way the lost series are sent again: gauges, infos and enums
+        their state, counters and histograms their series from 0 and a new
+        ``_created`` (an ordinary counter reset). Returns whether that happened
+        (the next batch holds it).
         """
         with self._lock:
             if batch is not None and self.pending is batch:
                 self.pending = None
-            lost = None if new_worker and self._known else fresh & self._stored
-            self._known = True
+            if confirmed:
+                self.marked = mark.new
+                if mark.force:
+                    self._whole = False
+            lost = fresh & self._stored
             if batch is not None:
                 self._stored.update(o.spec.name for o in batch.ops)
-            if lost is None or lost:
+            if not confirmed:
+                self._whole = True
+                self._resend(None)
+            elif lost:
                 self._resend(lost)
-                return True
-            return False
+            return not confirmed or bool(lost)
 
     def _resend(self, names: AbstractSet[str] | None) -> None:
         """Send the state of every series of ``names`` (None: all) again."""
@@ -198,10 +252,7 @@ class DeltaBuffer:
         for spec, entries in self._tracked.items():
             if names is None or spec.name in names:
                 for entry in entries.values():
-                    if spec.kind in _TOTALS:
-                        entry.recreate = True
-                    else:
-                        entry.sent = None
+                    entry.recreate = True
 
     def rebase(self, worker: str) -> None:
         """After fork: a new worker that never re-sends what its parent recorded.
@@ -216,7 +267,8 @@ class DeltaBuffer:
         self.seq = _first_seq()
         self.pending = None
         self._stored = set()
-        self._known = False
+        self.marked = None
+        self._whole = True
         for spec, entries in self._tracked.items():
             for entry in entries.values():
                 entry.sent = None
@@ -232,7 +284,7 @@ class DeltaBuffer:
         ops: MetricOps,
         spec: MetricSpec,
         entry: _Entry,
-        commits: list[tuple[_Entry, Any]],
+        commits: list[tuple[_Entry, Any, float | None]],
         now: float,
     ) -> None:
         kind = spec.kind
@@ -241,7 +293,7 @@ class DeltaBuffer:
         if kind == "counter":
             total = _totals(series)
             _delta(ops, entry.field, total, entry.sent or 0.0, new)
-            commits.append((entry, total))
+            commits.append((entry, total, None))
         elif kind in ("histogram", "summary"):
             totals = _totals(series)
             before = entry.sent or [0.0] * len(totals)
@@ -249,15 +301,18 @@ class DeltaBuffer:
             for i, (now_v, was) in enumerate(zip(totals, before, strict=True)):
                 # a new series writes its +Inf bucket, so that it exists with zeros
                 _delta(ops, entry.field + SEP + parts[i], now_v, was, new and i == len(totals) - 2)
-            commits.append((entry, totals))
+            commits.append((entry, totals, None))
         else:
             value = _state(series)
-            if value != entry.sent:
+            changed = value != entry.sent
+            if changed or entry.recreate:
                 key = entry.field + SEP + self.worker
                 ops.sets.append((key, value))
+                # sent again unchanged: with the time it was first sent, for `mostrecent`
+                stamp = now if changed else entry.stamp
                 if _touched(series):  # an untouched gauge never wins `mostrecent`
-                    ops.stamped.append(key)
-                commits.append((entry, value))
+                    ops.stamped.append((key, stamp))
+                commits.append((entry, value, stamp))
         if new and kind in _TOTALS:
             # a series the store lost starts again from 0 now (as after a restart)
             ops.created.append((entry.field, now if entry.recreate else series.created))

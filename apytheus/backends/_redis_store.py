@@ -11,6 +11,8 @@ prefixes and names cannot run into each other):
 * ``{p|m}:t``   time of the last write per gauge field (``mostrecent``).
 * ``{p}:workers`` a sorted set of workers; the score is when each one's
   heartbeat expires, as the worker itself set it.
+* ``{p}:marks``  per worker, the batch number of its last confirmed write:
+  how a worker notices that Redis lost (or rolled back) what it sent.
 
 Nothing is ever scanned (no ``KEYS``/``SCAN``): a read is one ``HGETALL`` per
 metric, all pipelined.
@@ -33,7 +35,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .._labels import LabelSet
-from ._buffer import SEP, Batch, bucket_parts, series_field
+from ._buffer import SEP, Batch, Mark, bucket_parts, series_field
 from ._protocol import MetricSpec, Series
 from ._series import HistogramSeries, InfoSeries, ScalarSeries
 
@@ -61,12 +63,28 @@ for _ = 1, tonumber(ARGV[4]) do
   i = i + 2
 end
 for _ = 1, tonumber(ARGV[5]) do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
-for _ = 1, tonumber(ARGV[6]) do redis.call('HSET', KEYS[4], ARGV[i], ARGV[3]); i = i + 1 end
+for _ = 1, tonumber(ARGV[6]) do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
 for _ = 1, tonumber(ARGV[7]) do redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
 if known then return 1 end
 return 2
 """
 FLUSH_SHA = hashlib.sha1(FLUSH_SCRIPT.encode()).hexdigest()
+
+# KEYS: workers, marks. ARGV: worker, heartbeat expiry, expected mark ('' for none), new
+# mark, force ('1' or '0'). Refreshes the heartbeat, then moves the worker's mark (the
+# batch number of its last confirmed write) from the expected one to the new one.
+# Returns 0 if the mark is neither (Redis lost it, or went back to an older snapshot):
+# then it is left as it is, so a retry after a lost reply still finds it wrong.
+MARK_SCRIPT = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local mark = redis.call('HGET', KEYS[2], ARGV[1])
+if ARGV[5] == '1' or mark == ARGV[3] or mark == ARGV[4] then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+  return 1
+end
+return 0
+"""
+MARK_SHA = hashlib.sha1(MARK_SCRIPT.encode()).hexdigest()
 
 # KEYS: values, created, times. ARGV: series fields. Deletes each series' fields, whatever
 # follows the series (bucket, sum, or any worker, dead ones included).
@@ -99,6 +117,7 @@ end
 return 1
 """
 PRUNE_SHA = hashlib.sha1(PRUNE_SCRIPT.encode()).hexdigest()
+_SCRIPTS = (FLUSH_SCRIPT, DELETE_SCRIPT, PRUNE_SCRIPT, MARK_SCRIPT)
 
 log = logging.getLogger("apytheus")
 
@@ -124,8 +143,8 @@ class Written(NamedTuple):
     """Metrics whose update Redis refused (a key of another type, say): dropped."""
     fresh: set[str]
     """Metrics in which this worker had no batch number yet (new to it, or lost)."""
-    new_worker: bool
-    """The heartbeat set did not hold this worker (its first write, or lost)."""
+    confirmed: bool
+    """Redis held the mark this worker expected (see MARK_SCRIPT)."""
 
 
 class RedisStore:
@@ -142,6 +161,7 @@ class RedisStore:
         self.key_prefix = key_prefix
         self.heartbeat_ttl = heartbeat_ttl
         self.workers_key = f"{{{key_prefix}}}:workers"
+        self.marks_key = f"{{{key_prefix}}}:marks"
         # field -> LabelSet per metric, rebuilt by every read (so it never outgrows Redis)
         self._labels: weakref.WeakKeyDictionary[MetricSpec, dict[str, LabelSet | None]] = (
             weakref.WeakKeyDictionary()
@@ -181,8 +201,14 @@ class RedisStore:
         deletes: Sequence[tuple[MetricSpec, LabelSet]],
         worker: str,
         now: float,
+        mark: Mark,
+        retried: bool = False,
     ) -> Written:
-        """Apply ``batch``, then ``deletes``, and refresh the heartbeat, in one round trip.
+        """Apply ``batch`` and ``deletes``, refresh the heartbeat, check ``mark``: one round trip.
+
+        A new batch goes after the deletes (it may hold a series removed and
+        made again since the last flush); a ``retried`` one, built before them,
+        goes first (so it cannot bring a removed series back).
 
         Returns:
             The metrics whose update Redis refused (dropped, not retried: the rest
@@ -196,9 +222,10 @@ class RedisStore:
         ops_list = batch.ops if batch is not None else []
         seq = batch.seq if batch is not None else 0
         client = self.client
-        new_worker = False
         for attempt in (1, 2):
             pipe = client.pipeline(transaction=False)
+            if not retried:
+                self._deletes(pipe, deletes)
             for ops in ops_list:
                 args: list[Any] = [worker, seq, repr(now)]
                 args += [len(ops.incr), len(ops.sets), len(ops.stamped), len(ops.created)]
@@ -206,35 +233,50 @@ class RedisStore:
                     args += (f, repr(d))
                 for f, v in ops.sets:
                     args += (f, v)
-                args += ops.stamped
+                for f, t in ops.stamped:
+                    args += (f, repr(t))
                 for f, t in ops.created:
                     args += (f, repr(t))
                 # a cluster pipeline routes EVALSHA by its keys, but refuses .evalsha()
                 pipe.execute_command("EVALSHA", FLUSH_SHA, 4, *self.keys(ops.spec), *args)
-            for spec, labels in deletes:
-                _, values, created, times = self.keys(spec)
-                field = series_field(labels)
-                pipe.execute_command("EVALSHA", DELETE_SHA, 3, values, created, times, field)
-            pipe.zadd(self.workers_key, {worker: now + self.heartbeat_ttl})
+            if retried:
+                self._deletes(pipe, deletes)
+            expected = "" if mark.expected is None else str(mark.expected)
+            expiry = repr(now + self.heartbeat_ttl)
+            keys = (self.workers_key, self.marks_key)
+            mark_args = (worker, expiry, expected, str(mark.new), "1" if mark.force else "0")
+            pipe.execute_command("EVALSHA", MARK_SHA, 2, *keys, *mark_args)
             results = pipe.execute(raise_on_error=False)
-            # ZADD counts the members it added (the first attempt's, if a retry follows)
-            new_worker = new_worker or results[-1] == 1
-            fresh = {o.spec.name for o, r in zip(ops_list, results) if r == 2}  # noqa: B905
+            first = len(deletes) if not retried else 0
+            op_results = results[first : first + len(ops_list)]
+            fresh = {o.spec.name for o, r in zip(ops_list, op_results, strict=True) if r == 2}
             errors = [r for r in results if isinstance(r, Exception)]
             if not errors:
-                return Written([], fresh, new_worker)
+                return Written([], fresh, results[-1] == 1)
             # an outage, or an ACL that refuses a command: keep the batch, send it again later
             transient = [e for e in errors if isinstance(e, _TRANSIENT) or is_auth_error(e)]
             if transient:
                 raise transient[0]
             if attempt == 1 and any(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
-                for script in (FLUSH_SCRIPT, DELETE_SCRIPT, PRUNE_SCRIPT):
+                for script in _SCRIPTS:
                     client.script_load(script)  # Redis restarted (or scripts flushed): load,
                 continue  # and send the same again
-            # the ops come first in the pipeline; a failed delete is not retried either
-            refused = [o.spec.name for o, r in zip(ops_list, results) if isinstance(r, Exception)]  # noqa: B905 - results is longer
-            return Written(refused, fresh, new_worker)
+            if isinstance(results[-1], Exception):
+                raise results[-1]  # the heartbeat and mark failed: an unexpected error
+            # a failed delete is not retried either
+            refused = [
+                o.spec.name
+                for o, r in zip(ops_list, op_results, strict=True)
+                if isinstance(r, Exception)
+            ]
+            return Written(refused, fresh, results[-1] == 1)
         raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _deletes(self, pipe: Any, deletes: Sequence[tuple[MetricSpec, LabelSet]]) -> None:
+        for spec, labels in deletes:
+            _, values, created, times = self.keys(spec)
+            field = series_field(labels)
+            pipe.execute_command("EVALSHA", DELETE_SHA, 3, values, created, times, field)
 
     def prune(self, specs: Sequence[MetricSpec], before: float, retry: bool = True) -> list[str]:
         """Remove what workers whose heartbeat expired before ``before`` left behind.
@@ -251,6 +293,7 @@ class RedisStore:
             seq, values, _, times = self.keys(spec)
             pipe.execute_command("EVALSHA", PRUNE_SHA, 3, seq, values, times, *gone)
         pipe.zrem(self.workers_key, *gone)
+        pipe.hdel(self.marks_key, *gone)
         results = pipe.execute(raise_on_error=False)
         if retry and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
             client.script_load(PRUNE_SCRIPT)

@@ -186,8 +186,11 @@ class RedisBackend:
                 rounds, resent = (2 if self._buffer.pending is not None else 1), False
                 while rounds:
                     rounds -= 1
+                    retried = self._buffer.pending is not None
                     batch = self._buffer.take(now)
-                    written = self._store.write(batch, deletes, self._buffer.worker, now)
+                    mark = self._buffer.mark(batch)
+                    worker = self._buffer.worker
+                    written = self._store.write(batch, deletes, worker, now, mark, retried)
                     if deletes:
                         with self._deletes_lock:
                             for d in deletes:
@@ -195,12 +198,13 @@ class RedisBackend:
                         deletes = []
                     if written.refused:
                         self._refused(written.refused, batch)
-                    if self._buffer.ack(batch, written.fresh, written.new_worker) and not resent:
+                    lost = self._buffer.ack(batch, mark, written.confirmed, written.fresh)
+                    if lost and not resent:
                         rounds, resent = 1, True
                         log.warning(
-                            "apytheus: Redis lost what worker %s had sent (restarted empty?): "
-                            "sending gauges, infos and enums again; counters count on from 0",
-                            self._buffer.worker,
+                            "apytheus: Redis lost (or rolled back) what worker %s had sent: "
+                            "sending its series again",
+                            worker,
                         )
                     elif batch is None:
                         break
