@@ -1,19 +1,16 @@
-"""EXPOSE: hand a registry over for batch jobs, to a Pushgateway or to a textfile.
+"""EXPOSE: hand a registry over to a Pushgateway, for batch jobs.
 
-A job that ends before Prometheus scrapes it either pushes its metrics to a
+A job that ends before Prometheus scrapes it pushes its metrics to a
 Pushgateway (`push_to_gateway`, `pushadd_to_gateway`, `delete_from_gateway`,
-with async twins that use httpx), or leaves them in a ``.prom`` file for the
-node exporter's textfile collector (`write_to_textfile`). The URLs, methods
-and handlers are prometheus_client's, so its custom handlers work here too.
+with async twins that use httpx). The URLs, methods and handlers are
+prometheus_client's, so its custom handlers work here too. (The other way out
+for a batch job, a file for the node exporter, is in ``_textfile.py``.)
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import inspect
-import os
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,7 +36,6 @@ __all__ = [
     "delete_from_gateway",
     "push_to_gateway",
     "pushadd_to_gateway",
-    "write_to_textfile",
 ]
 
 Headers = list[tuple[str, str]]
@@ -90,55 +86,6 @@ class PushgatewayError(OSError):
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle with the arguments of ``__init__`` (an exception crossing processes)."""
         return type(self), (self.method, self.url, self.status, self.body)
-
-
-def write_to_textfile(path: str | os.PathLike[str], registry: Registry = REGISTRY) -> None:
-    """Write ``registry`` to ``path`` for the node exporter's textfile collector (blocking).
-
-    The text (format 0.0.4) goes to a temporary file next to ``path``, which
-    then replaces ``path`` in one atomic rename: the collector reads either
-    the previous file or the new one, never half of one. The temporary file
-    does not end in ``.prom``, so the collector never reads it, and it is
-    removed if anything fails. The collector only reads files whose names end
-    in ``.prom``; the file gets the permissions of any new file (the umask).
-
-    Args:
-        path: the file to write, in the collector's ``--collector.textfile.directory``.
-        registry: what to write.
-
-    Raises:
-        OSError: the file cannot be written; ``path`` is left as it was.
-
-    Examples:
-        >>> import os, tempfile
-        >>> from apytheus import CollectorRegistry, Gauge, write_to_textfile
-        >>> registry = CollectorRegistry()
-        >>> done = Gauge("backup_last_success_unixtime", "Last good backup", registry=registry)
-        >>> done.set(1700000000)
-        >>> with tempfile.TemporaryDirectory() as directory:
-        ...     path = os.path.join(directory, "backup.prom")
-        ...     write_to_textfile(path, registry)
-        ...     with open(path, encoding="utf-8") as f:
-        ...         print(f.read(), end="")
-        # HELP backup_last_success_unixtime Last good backup
-        # TYPE backup_last_success_unixtime gauge
-        backup_last_success_unixtime 1700000000.0
-    """
-    from .exposition import generate_metrics  # exposition imports this module
-
-    target = os.fspath(path)
-    data = generate_metrics(registry).encode()
-    # Same directory, so that os.replace is a rename within one filesystem (atomic);
-    # pid and thread make the name unique among concurrent writers.
-    temporary = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        with open(temporary, "wb") as f:
-            f.write(data)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        raise
 
 
 def default_handler(

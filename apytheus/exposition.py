@@ -40,9 +40,9 @@ from ._push import default_handler as default_handler
 from ._push import delete_from_gateway as delete_from_gateway
 from ._push import push_to_gateway as push_to_gateway
 from ._push import pushadd_to_gateway as pushadd_to_gateway
-from ._push import write_to_textfile as write_to_textfile
 from ._samples import MetricFamily, build_family
 from ._server import serve_app
+from ._textfile import write_to_textfile as write_to_textfile
 from .exceptions import BackendUnavailable
 from .registry import REGISTRY, Registry
 
