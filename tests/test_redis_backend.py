@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+import threading
 import time
 
 import anyio
@@ -217,3 +218,31 @@ def test_host_port_and_db_config_selects_that_database(
     finally:
         backend.close()
         load_backend(InProcessBackend)
+
+
+async def test_redis_io_does_not_wait_for_the_apps_threads(
+    redis_backend: RedisBackend, registry: CollectorRegistry
+) -> None:
+    """Sync endpoints (Starlette, FastAPI) run on anyio's default threads: with all of
+    them busy, flushes and scrapes still go, on threads of their own."""
+    c = Counter("c", "C", registry=registry)
+    default = anyio.to_thread.current_default_thread_limiter()
+    release = threading.Event()
+    tokens = default.total_tokens
+    default.total_tokens = 1
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, release.wait)  # the app's only thread
+            try:
+                with anyio.fail_after(10):
+                    while default.borrowed_tokens < 1:  # noqa: ASYNC110 - a thread, no event
+                        await anyio.sleep(0.01)
+                    c.inc(3)
+                    await redis_backend.flush()
+                    text = await agenerate_metrics(registry)
+                assert "c_total 3.0" in text
+                assert default.borrowed_tokens == 1  # still busy: it was not ours
+            finally:
+                release.set()
+    finally:
+        default.total_tokens = tokens

@@ -8,7 +8,8 @@ import threading
 from collections.abc import Callable
 
 import anyio
-import anyio.to_thread
+
+from ._threads import run_sync
 
 log = logging.getLogger("apytheus")
 
@@ -55,7 +56,7 @@ class Flusher:
         try:
             while True:
                 await anyio.sleep(self.delay())
-                await anyio.to_thread.run_sync(self._once)
+                await run_sync(self._once)
         finally:
             self.tasks -= 1
 

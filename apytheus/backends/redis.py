@@ -22,7 +22,6 @@ from secrets import token_hex
 from typing import Any
 
 import anyio
-import anyio.to_thread
 
 from .._labels import LabelSet
 from .._samples import MetricFamily, Sample
@@ -37,6 +36,7 @@ from ._redis_store import (
     ping_once,
     redacted_location,
 )
+from ._threads import run_sync
 
 __all__ = ["MultiProcessRedisBackend", "RedisBackend"]
 
@@ -154,11 +154,11 @@ class RedisBackend:
 
     async def acollect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
         """`collect` in a worker thread: the event loop keeps serving meanwhile."""
-        return await anyio.to_thread.run_sync(self.collect, metrics)
+        return await run_sync(self.collect, metrics)
 
     async def flush(self) -> None:
         """Send what was recorded since the last flush (in a worker thread)."""
-        await anyio.to_thread.run_sync(self.flush_sync)
+        await run_sync(self.flush_sync)
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
         """Check the connection, run the flusher as an anyio task; flush a last time on exit.
@@ -293,7 +293,7 @@ class RedisBackend:
 
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(self.check_connection)
+        await run_sync(self.check_connection)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._flusher.run)
@@ -303,7 +303,7 @@ class RedisBackend:
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self.flush_sync)
+                await run_sync(self.flush_sync)
 
     def close(self, flush: bool = True) -> None:
         """Stop the flusher thread, flush a last time (unless told not to), disconnect.
