@@ -110,8 +110,8 @@ def test_a_retried_batch_is_applied_once_on_a_cluster(
         batch = buffer.take(time.time())
         assert batch is not None
         mark = buffer.mark(batch)
-        store.write(batch, [], buffer.worker, time.time(), mark)
-        written = store.write(batch, [], buffer.worker, time.time(), mark, retried=True)
+        store.write(batch, buffer.worker, time.time(), mark)
+        written = store.write(batch, buffer.worker, time.time(), mark)
         assert written.confirmed  # the retry finds the mark the first write left
         buffer.ack(batch, mark, written.confirmed)
     assert registry.get_sample_value("retried_total") == 6.0

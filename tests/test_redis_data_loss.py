@@ -239,7 +239,7 @@ def test_a_value_sent_again_keeps_its_time_for_mostrecent(
     b.ack(
         batch,
         b.mark(batch),
-        backend._store.write(batch, [], b.worker, later, b.mark(batch)).confirmed,
+        backend._store.write(batch, b.worker, later, b.mark(batch)).confirmed,
     )
     assert registry.get_sample_value("leader") == 2.0
     # A stopped for longer than worker_retention: B prunes it
@@ -250,3 +250,115 @@ def test_a_value_sent_again_keeps_its_time_for_mostrecent(
         redis_server.client().hget(f"{{{backend.key_prefix}|leader}}:v", f"[]\t{backend.worker}")
         == b"1.0"
     )
+
+
+def other_worker_sets(backend: RedisBackend, gauge: Gauge, value: float, at: float) -> None:
+    """What another process' flush does: its own buffer, its own value, written at ``at``."""
+    series = ScalarSeries(gauge._series.labels)
+    series.set(value)
+    buffer = DeltaBuffer(f"other-{value}")
+    buffer.track(gauge._family.spec, series)
+    batch = buffer.take(at)
+    mark = buffer.mark(batch)
+    buffer.ack(batch, mark, backend._store.write(batch, buffer.worker, at, mark).confirmed)
+
+
+def test_setting_the_same_value_again_is_the_most_recent_write(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """Under `mostrecent` the last set() wins, even one that does not change this
+    worker's value (it is sent again, with a new time)."""
+    backend = make_redis_backend(redis_server)
+    g = Gauge("leader", "L", registry=registry, multiprocess_mode="mostrecent")
+    g.set(0)
+    assert backend.flush_sync()
+    other_worker_sets(backend, g, 2, later_than(backend.last_flush))
+    assert registry.get_sample_value("leader") == 2.0
+    later_than(time.time())
+    g.set(0)  # later still: this worker's 0 wins again
+    assert registry.get_sample_value("leader") == 0.0
+
+
+def later_than(moment: float) -> float:
+    """The clock's first reading after ``moment`` (a bounded wait for its next tick)."""
+    deadline = time.monotonic() + 1
+    while (now := time.time()) <= moment:
+        assert time.monotonic() < deadline, "the clock does not move"
+    return now
+
+
+def test_a_backend_that_took_over_keeps_the_times_of_what_it_sends_again(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    first = make_redis_backend(redis_server)
+    g = Gauge("leader", "L", registry=registry, multiprocess_mode="mostrecent")
+    other_worker_sets(first, g, 2, time.time() - 1000)  # long ago
+    g.set(1)
+    assert first.flush_sync()
+    assert registry.get_sample_value("leader") == 1.0
+    second = make_redis_backend(redis_server)  # takes over the worker
+    # this worker is pruned while stopped; it sends its 1 again, with its first time
+    redis_server.client().zadd(second._store.workers_key, {second.worker: 1.0})
+    assert second._store.prune([g._family.spec], 100.0) == [second.worker]
+    assert registry.get_sample_value("leader") == 1.0  # not the other's older 2
+
+
+def test_one_metrics_keys_rolled_back_are_noticed_when_it_changes(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """As when one Redis Cluster node comes back from an older snapshot: the worker's mark
+    (on another node) is fine, but the metric's keys hold an older batch number of it."""
+    backend = make_redis_backend(redis_server)
+    g = Gauge("g", "G", ["k"], registry=registry)
+    g.labels(k="a").set(1)
+    g.labels(k="b").set(1)
+    assert backend.flush_sync()
+    client = redis_server.client()
+    keys = [k for k in backend._store.keys(g._family.spec) if client.exists(k)]
+    snapshot = {k: client.dump(k) for k in keys}
+    g.labels(k="b").set(2)
+    assert backend.flush_sync()
+    for key, dumped in snapshot.items():  # the node restarts from its snapshot
+        client.restore(key, 0, dumped, replace=True)
+    g.labels(k="a").set(3)  # a change in that metric reveals it
+    assert registry.get_sample_value("g", {"k": "a"}) == 3.0
+    assert registry.get_sample_value("g", {"k": "b"}) == 2.0
+
+
+def test_a_backend_that_took_over_notices_lost_metric_keys(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    first = make_redis_backend(redis_server)
+    g = Gauge("g", "G", ["k"], registry=registry)
+    g.labels(k="a").set(1)
+    g.labels(k="b").set(2)
+    assert first.flush_sync()
+    second = make_redis_backend(redis_server)
+    redis_server.client().delete(*second._store.keys(g._family.spec))  # a lost cluster slot
+    g.labels(k="a").set(3)
+    assert registry.get_sample_value("g", {"k": "b"}) == 2.0
+
+
+def test_no_loss_is_reported_for_a_worker_that_starts_empty(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = make_redis_backend(redis_server)
+    with caplog.at_level(logging.WARNING, logger="apytheus"):
+        assert backend.flush_sync()  # nothing to send: only the heartbeat and the mark
+        assert backend.flush_sync()
+        Gauge("g", "G", registry=registry).set(1)
+        assert backend.flush_sync()
+        Counter("c", "C", registry=registry).inc()
+        assert backend.flush_sync()
+    assert "Redis lost" not in caplog.text

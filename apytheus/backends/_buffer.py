@@ -7,6 +7,10 @@ it, and is re-sent *unchanged* (same sequence number) until it is. A store that
 checks the sequence number atomically therefore applies every delta exactly
 once, however often the connection drops. Memory is bounded by the number of
 series: the cells, one ``sent`` per series, and at most one pending batch.
+
+Removals travel in the batches too, ahead of the batch's own updates: a series
+removed and made again between two batches is deleted, then written anew, in
+that order and exactly once.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -46,13 +49,15 @@ class MetricOps:
     """What one batch does to one metric's hashes (metrics of one name share them)."""
 
     spec: MetricSpec
+    expected: int | None = None  # the batch number this worker's last acknowledged write left
+    deletes: list[str] = field(default_factory=list)  # series fields to delete, first
     incr: list[tuple[str, float]] = field(default_factory=list)  # field, delta to add
     sets: list[tuple[str, str]] = field(default_factory=list)  # HSET field value
     stamped: list[tuple[str, float]] = field(default_factory=list)  # field of `sets`, its time
     created: list[tuple[str, float]] = field(default_factory=list)  # HSETNX field timestamp
 
     def __bool__(self) -> bool:
-        return bool(self.incr or self.sets or self.created)
+        return bool(self.deletes or self.incr or self.sets or self.created)
 
 
 @dataclass
@@ -78,8 +83,9 @@ class _Entry:
     series: Series
     field: str
     sent: Any = None  # what the store has: a total, bucket totals, a value or info pairs
+    stamp: float = 0.0  # when a gauge-like value was sent (its `mostrecent` time)
+    seen: object = None  # the cells (or info) last sent: a new object means a new write
     recreate: bool = False  # the store lost this series: write it again
-    stamp: float = 0.0  # when a gauge-like value was first sent (its `mostrecent` time)
 
 
 class Mark(NamedTuple):
@@ -104,12 +110,15 @@ class Handover:
     worker: str
     seq: int
     pending: Batch | None
-    sent: dict[tuple[str, str], Any]
+    sent: dict[tuple[str, str], tuple[Any, float]]  # (name, field): (sent, stamp)
+    deletes: dict[tuple[str, str], MetricSpec]
+    stored: dict[str, int]
     marked: int | None
     whole: bool
 
 
 _TOTALS = ("counter", "histogram", "summary")  # kinds sent as deltas of totals
+_LATEST = ("mostrecent", "livemostrecent")  # gauge modes where the last write wins
 
 
 class DeltaBuffer:
@@ -124,8 +133,9 @@ class DeltaBuffer:
         self._tracked: weakref.WeakKeyDictionary[MetricSpec, dict[LabelSet, _Entry]] = (
             weakref.WeakKeyDictionary()
         )
-        self._handed: dict[tuple[str, str], Any] = {}  # baselines from a predecessor
-        self._stored: set[str] = set()  # metrics the store acknowledged a batch of
+        self._handed: dict[tuple[str, str], tuple[Any, float]] = {}  # from a predecessor
+        self._deletes: dict[tuple[str, str], MetricSpec] = {}  # removals for the next batch
+        self._stored: dict[str, int] = {}  # per metric, its last acknowledged batch number
         self.marked: int | None = None  # the batch number the store confirmed last
         self._whole = True  # the next batch must carry every series' state
 
@@ -133,11 +143,14 @@ class DeltaBuffer:
         """Start sending ``series``; what the store does not have yet goes with the next batch."""
         with self._lock:
             field = series_field(series.labels)
-            entry = _Entry(series, field, self._handed.pop((spec.name, field), None))
+            entry = _Entry(series, field)
+            handed = self._handed.pop((spec.name, field), None)
+            if handed is not None:
+                entry.sent, entry.stamp = handed
             self._tracked.setdefault(spec, {})[series.labels] = entry
 
     def untrack(self, spec: MetricSpec, labels: LabelSet | None) -> None:
-        """Stop sending one series, or all of ``spec``."""
+        """Stop sending one series, or all of ``spec`` (here only: the store keeps them)."""
         with self._lock:
             entries = self._tracked.get(spec)
             if entries is not None:
@@ -145,6 +158,12 @@ class DeltaBuffer:
                     entries.clear()
                 else:
                     entries.pop(labels, None)
+
+    def remove(self, spec: MetricSpec, labels: LabelSet) -> None:
+        """Stop sending a series; the next batch deletes it in the store (every worker's)."""
+        with self._lock:
+            self.untrack(spec, labels)
+            self._deletes[(spec.name, series_field(labels))] = spec
 
     def specs(self) -> list[MetricSpec]:
         """The metrics with tracked series."""
@@ -160,18 +179,28 @@ class DeltaBuffer:
         """Everything a successor on the same store needs to go on exactly once."""
         with self._lock:
             sent = {
-                (spec.name, e.field): e.sent
+                (spec.name, e.field): (e.sent, e.stamp)
                 for spec, entries in self._tracked.items()
                 for e in entries.values()
                 if e.sent is not None
             }
-            return Handover(self.worker, self.seq, self.pending, sent, self.marked, self._whole)
+            return Handover(
+                self.worker,
+                self.seq,
+                self.pending,
+                sent,
+                dict(self._deletes),
+                dict(self._stored),
+                self.marked,
+                self._whole,
+            )
 
     def adopt(self, state: Handover) -> None:
-        """Continue a predecessor's worker: its pending batch, what it had sent and confirmed."""
+        """Continue a predecessor's worker: its pending batch, removals, what it had sent."""
         with self._lock:
             self.worker, self.seq, self.pending = state.worker, state.seq, state.pending
-            self._handed, self.marked, self._whole = state.sent, state.marked, state.whole
+            self._handed, self._deletes = state.sent, {**state.deletes, **self._deletes}
+            self._stored, self.marked, self._whole = state.stored, state.marked, state.whole
 
     def take(self, now: float) -> Batch | None:
         """The batch to send: the pending one, else a new one (None when nothing changed)."""
@@ -179,10 +208,13 @@ class DeltaBuffer:
             if self.pending is not None:
                 return self.pending
             by_name: dict[str, MetricOps] = {}
-            commits: list[tuple[_Entry, Any, float | None]] = []
+            for (name, field), spec in self._deletes.items():
+                ops = by_name.setdefault(name, MetricOps(spec, self._stored.get(name)))
+                ops.deletes.append(field)
+            commits: list[tuple[_Entry, Any, float, object]] = []
             for spec, entries in list(self._tracked.items()):
                 # Metrics of one name (two registries, say) share keys: one script call each.
-                ops = by_name.setdefault(spec.name, MetricOps(spec))
+                ops = by_name.setdefault(spec.name, MetricOps(spec, self._stored.get(spec.name)))
                 for entry in list(entries.values()):
                     try:
                         self._add_ops(ops, spec, entry, commits, now)
@@ -191,11 +223,10 @@ class DeltaBuffer:
                             "apytheus: cannot read series %s of %s", entry.field, spec.name
                         )
             ops_list = [o for o in by_name.values() if o]
-            for entry, sent, stamp in commits:  # only now that the whole batch exists
-                entry.sent = sent
-                entry.recreate = False
-                if stamp is not None:
-                    entry.stamp = stamp
+            # only now that the whole batch exists
+            self._deletes.clear()
+            for entry, sent, stamp, seen in commits:
+                entry.sent, entry.stamp, entry.seen, entry.recreate = sent, stamp, seen, False
             if not ops_list:
                 return None
             self.seq += 1
@@ -214,18 +245,19 @@ class DeltaBuffer:
         batch: Batch | None,
         mark: Mark,
         confirmed: bool = True,
-        fresh: AbstractSet[str] = frozenset(),
+        behind: frozenset[str] | set[str] = frozenset(),
     ) -> bool:
         """The store applied ``batch`` (and checked ``mark``): the next take builds a new one.
 
         ``confirmed`` is false when the store did not hold the batch number this
         worker had confirmed there: it lost data (Redis restarted empty, a worker
-        pruned while stopped) or went back to an older snapshot. ``fresh`` are
-        the batch's metrics in which the store had no batch number of this
-        worker; for a metric sent before, its keys were lost (a cluster slot,
-        say). Either way the lost series are sent again: gauges, infos and enums
-        their state, counters and histograms their series from 0 and a new
-        ``_created`` (an ordinary counter reset). Returns whether that happened
+        pruned while stopped) or went back to an older snapshot. ``behind`` are
+        the batch's metrics whose keys held an older batch number of this worker
+        than its last acknowledged one, or none (a Redis Cluster node that lost
+        or rolled back a slot). Either way the lost series are sent again:
+        gauges, infos and enums their state (with the time it was first sent),
+        counters and histograms their series (from 0 after a loss, with a new
+        ``_created``: an ordinary counter reset). Returns whether that happened
         (the next batch holds it).
         """
         with self._lock:
@@ -235,20 +267,18 @@ class DeltaBuffer:
                 self.marked = mark.new
                 if mark.force:
                     self._whole = False
-            lost = fresh & self._stored
             if batch is not None:
-                self._stored.update(o.spec.name for o in batch.ops)
+                for ops in batch.ops:
+                    self._stored[ops.spec.name] = batch.seq
             if not confirmed:
                 self._whole = True
                 self._resend(None)
-            elif lost:
-                self._resend(lost)
-            return not confirmed or bool(lost)
+            elif behind:
+                self._resend(behind)
+            return not confirmed or bool(behind)
 
-    def _resend(self, names: AbstractSet[str] | None) -> None:
+    def _resend(self, names: frozenset[str] | set[str] | None) -> None:
         """Send the state of every series of ``names`` (None: all) again."""
-        # the store has no batch number of these any more: no loss when it says so again
-        self._stored = set() if names is None else self._stored - names
         for spec, entries in self._tracked.items():
             if names is None or spec.name in names:
                 for entry in entries.values():
@@ -260,13 +290,15 @@ class DeltaBuffer:
         Counters and histograms keep their totals but count only what the child
         adds. Gauges start again from 0, as a new process' would (otherwise a
         value set before the fork would be summed once per worker); info and
-        enum keep their state, which is the same in every worker.
+        enum keep their state, which is the same in every worker. Removals
+        queued before the fork are the parent's to send.
         """
         self._lock = threading.RLock()  # the parent's may have been held by another thread
         self.worker = worker
         self.seq = _first_seq()
         self.pending = None
-        self._stored = set()
+        self._deletes = {}
+        self._stored = {}
         self.marked = None
         self._whole = True
         for spec, entries in self._tracked.items():
@@ -284,7 +316,7 @@ class DeltaBuffer:
         ops: MetricOps,
         spec: MetricSpec,
         entry: _Entry,
-        commits: list[tuple[_Entry, Any, float | None]],
+        commits: list[tuple[_Entry, Any, float, object]],
         now: float,
     ) -> None:
         kind = spec.kind
@@ -293,7 +325,7 @@ class DeltaBuffer:
         if kind == "counter":
             total = _totals(series)
             _delta(ops, entry.field, total, entry.sent or 0.0, new)
-            commits.append((entry, total, None))
+            commits.append((entry, total, 0.0, None))
         elif kind in ("histogram", "summary"):
             totals = _totals(series)
             before = entry.sent or [0.0] * len(totals)
@@ -301,10 +333,13 @@ class DeltaBuffer:
             for i, (now_v, was) in enumerate(zip(totals, before, strict=True)):
                 # a new series writes its +Inf bucket, so that it exists with zeros
                 _delta(ops, entry.field + SEP + parts[i], now_v, was, new and i == len(totals) - 2)
-            commits.append((entry, totals, None))
+            commits.append((entry, totals, 0.0, None))
         else:
             value = _state(series)
-            changed = value != entry.sent
+            # Where the last write wins, a write counts even if it changed nothing:
+            # a set() makes new cells, info() a new tuple.
+            seen = _written(series) if kind != "gauge" or spec.mode in _LATEST else None
+            changed = value != entry.sent or seen is not entry.seen
             if changed or entry.recreate:
                 key = entry.field + SEP + self.worker
                 ops.sets.append((key, value))
@@ -312,7 +347,7 @@ class DeltaBuffer:
                 stamp = now if changed else entry.stamp
                 if _touched(series):  # an untouched gauge never wins `mostrecent`
                     ops.stamped.append((key, stamp))
-                commits.append((entry, value, stamp))
+                commits.append((entry, value, stamp, seen))
         if new and kind in _TOTALS:
             # a series the store lost starts again from 0 now (as after a restart)
             ops.created.append((entry.field, now if entry.recreate else series.created))
@@ -340,6 +375,14 @@ def _totals(series: Series) -> Any:
         counts, total = series.snapshot()
         return [float(c) for c in counts] + [total]
     raise TypeError(f"{series!r} has no totals")
+
+
+def _written(series: Series) -> object:
+    """What a write to a gauge-like series replaces (so its identity tells a new write)."""
+    if isinstance(series, InfoSeries):
+        return series.info
+    assert isinstance(series, ScalarSeries)
+    return series.cells
 
 
 def _touched(series: Series) -> bool:

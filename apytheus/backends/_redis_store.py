@@ -35,38 +35,59 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .._labels import LabelSet
-from ._buffer import SEP, Batch, Mark, bucket_parts, series_field
+from ._buffer import SEP, Batch, Mark, bucket_parts
 from ._protocol import MetricSpec, Series
 from ._series import HistogramSeries, InfoSeries, ScalarSeries
 
-# KEYS: seq, values, created, times. ARGV: worker, seq, now, #incr, #set, #stamped,
-# #created, then the fields. Applied only if this worker's last applied batch is older.
-# The number is stored first: a script that fails half-way (a key of another type) is
-# never applied twice. Totals are added in Lua, in doubles as in the workers, and stored
-# with 17 significant digits, which read back as the same double. (HINCRBYFLOAT prints
-# 17 *decimals*: 1.2345678901234567e-10 comes back as 1.2345679e-10, and 1e-20 as 0.)
-# Returns 0 (applied before), 1 (applied) or 2 (applied, and this worker had no batch
-# number here: its first batch for this metric, or Redis lost what it had).
+# KEYS: seq, values, created, times. ARGV: worker, seq, expected, #deletes, #incr, #set,
+# #stamped, #created, then the fields: series to delete, (field, delta), (field, value),
+# (field, time), (field, time). Applied only if this worker's last applied batch is older;
+# the number is stored first, so a script that fails half-way (a key of another type) is
+# never applied twice. Deletes go first: each removes every field of a series (buckets,
+# every worker's value). Totals are added in Lua, in doubles as in the workers, and stored
+# with 17 significant digits, which read back as the same double (HINCRBYFLOAT prints 17
+# *decimals*: 1.2345678901234567e-10 comes back as 1.2345679e-10, and 1e-20 as 0); a
+# field that holds no number refuses them all. Returns 0 (applied before), 1 (applied) or
+# 2 (applied, but the worker's last batch number here is older than ``expected``, or
+# missing: this metric's keys were lost or rolled back).
 FLUSH_SCRIPT = """
 local known = redis.call('HGET', KEYS[1], ARGV[1])
 local last = tonumber(known or '0')
 if last >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local i = 8
-for _ = 1, tonumber(ARGV[4]) do
-  local old = redis.call('HGET', KEYS[2], ARGV[i])
-  local total = tonumber(old or '0')
-  if not total then
-    return redis.error_reply('field ' .. ARGV[i] .. ' of ' .. KEYS[2] .. ' holds no number')
+local i = 9
+local deletes = tonumber(ARGV[4])
+if deletes > 0 then
+  local gone = {}
+  for k = i, i + deletes - 1 do gone[ARGV[k]] = true end
+  for key = 2, 4 do
+    for _, f in ipairs(redis.call('HKEYS', KEYS[key])) do
+      if gone[string.match(f, '^[^\t]*')] then redis.call('HDEL', KEYS[key], f) end
+    end
   end
-  redis.call('HSET', KEYS[2], ARGV[i], string.format('%.17g', total + tonumber(ARGV[i + 1])))
+  i = i + deletes
+end
+local fields, totals = {}, {}
+for _ = 1, tonumber(ARGV[5]) do
+  local f = ARGV[i]
+  local total = totals[f]
+  if total == nil then
+    total = tonumber(redis.call('HGET', KEYS[2], f) or '0')
+    if not total then
+      return redis.error_reply('field ' .. f .. ' of ' .. KEYS[2] .. ' holds no number')
+    end
+    fields[#fields + 1] = f
+  end
+  totals[f] = total + tonumber(ARGV[i + 1])
   i = i + 2
 end
-for _ = 1, tonumber(ARGV[5]) do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
-for _ = 1, tonumber(ARGV[6]) do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
-for _ = 1, tonumber(ARGV[7]) do redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
-if known then return 1 end
-return 2
+for _, f in ipairs(fields) do redis.call('HSET', KEYS[2], f, string.format('%.17g', totals[f])) end
+for _ = 1, tonumber(ARGV[6]) do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for _ = 1, tonumber(ARGV[7]) do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for _ = 1, tonumber(ARGV[8]) do redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
+local expected = tonumber(ARGV[3])
+if expected and last < expected then return 2 end
+return 1
 """
 FLUSH_SHA = hashlib.sha1(FLUSH_SCRIPT.encode()).hexdigest()
 
@@ -86,23 +107,6 @@ return 0
 """
 MARK_SHA = hashlib.sha1(MARK_SCRIPT.encode()).hexdigest()
 
-# KEYS: values, created, times. ARGV: series fields. Deletes each series' fields, whatever
-# follows the series (bucket, sum, or any worker, dead ones included).
-DELETE_SCRIPT = """
-for _, key in ipairs(KEYS) do
-  for _, f in ipairs(redis.call('HKEYS', key)) do
-    for _, base in ipairs(ARGV) do
-      if f == base or string.sub(f, 1, #base + 1) == base .. '\\t' then
-        redis.call('HDEL', key, f)
-        break
-      end
-    end
-  end
-end
-return 1
-"""
-DELETE_SHA = hashlib.sha1(DELETE_SCRIPT.encode()).hexdigest()
-
 # KEYS: seq, values, times. ARGV: workers gone for longer than the retention. Removes
 # their batch numbers and their gauge fields (series field, tab, worker).
 PRUNE_SCRIPT = """
@@ -117,7 +121,7 @@ end
 return 1
 """
 PRUNE_SHA = hashlib.sha1(PRUNE_SCRIPT.encode()).hexdigest()
-_SCRIPTS = (FLUSH_SCRIPT, DELETE_SCRIPT, PRUNE_SCRIPT, MARK_SCRIPT)
+_SCRIPTS = (FLUSH_SCRIPT, PRUNE_SCRIPT, MARK_SCRIPT)
 
 log = logging.getLogger("apytheus")
 
@@ -141,8 +145,8 @@ class Written(NamedTuple):
 
     refused: list[str]
     """Metrics whose update Redis refused (a key of another type, say): dropped."""
-    fresh: set[str]
-    """Metrics in which this worker had no batch number yet (new to it, or lost)."""
+    behind: set[str]
+    """Metrics whose keys held an older batch number of this worker than expected, or none."""
     confirmed: bool
     """Redis held the mark this worker expected (see MARK_SCRIPT)."""
 
@@ -195,20 +199,8 @@ class RedisStore:
         return f"{tag}:seq", f"{tag}:v", f"{tag}:c", f"{tag}:t"
 
     # -- write --------------------------------------------------------------
-    def write(
-        self,
-        batch: Batch | None,
-        deletes: Sequence[tuple[MetricSpec, LabelSet]],
-        worker: str,
-        now: float,
-        mark: Mark,
-        retried: bool = False,
-    ) -> Written:
-        """Apply ``batch`` and ``deletes``, refresh the heartbeat, check ``mark``: one round trip.
-
-        A new batch goes after the deletes (it may hold a series removed and
-        made again since the last flush); a ``retried`` one, built before them,
-        goes first (so it cannot bring a removed series back).
+    def write(self, batch: Batch | None, worker: str, now: float, mark: Mark) -> Written:
+        """Apply ``batch``, refresh the heartbeat and check ``mark``, in one round trip.
 
         Returns:
             The metrics whose update Redis refused (dropped, not retried: the rest
@@ -224,59 +216,49 @@ class RedisStore:
         client = self.client
         for attempt in (1, 2):
             pipe = client.pipeline(transaction=False)
-            if not retried:
-                self._deletes(pipe, deletes)
             for ops in ops_list:
-                args: list[Any] = [worker, seq, repr(now)]
-                args += [len(ops.incr), len(ops.sets), len(ops.stamped), len(ops.created)]
+                expected = "" if ops.expected is None else str(ops.expected)
+                args: list[Any] = [worker, seq, expected, len(ops.deletes), len(ops.incr)]
+                args += [len(ops.sets), len(ops.stamped), len(ops.created), *ops.deletes]
                 for f, d in ops.incr:
                     args += (f, repr(d))
                 for f, v in ops.sets:
                     args += (f, v)
-                for f, t in ops.stamped:
-                    args += (f, repr(t))
-                for f, t in ops.created:
+                for f, t in (*ops.stamped, *ops.created):
                     args += (f, repr(t))
                 # a cluster pipeline routes EVALSHA by its keys, but refuses .evalsha()
                 pipe.execute_command("EVALSHA", FLUSH_SHA, 4, *self.keys(ops.spec), *args)
-            if retried:
-                self._deletes(pipe, deletes)
-            expected = "" if mark.expected is None else str(mark.expected)
+            expected_mark = "" if mark.expected is None else str(mark.expected)
             expiry = repr(now + self.heartbeat_ttl)
+            force = "1" if mark.force else "0"
             keys = (self.workers_key, self.marks_key)
-            mark_args = (worker, expiry, expected, str(mark.new), "1" if mark.force else "0")
+            mark_args = (worker, expiry, expected_mark, str(mark.new), force)
             pipe.execute_command("EVALSHA", MARK_SHA, 2, *keys, *mark_args)
             results = pipe.execute(raise_on_error=False)
-            first = len(deletes) if not retried else 0
-            op_results = results[first : first + len(ops_list)]
-            fresh = {o.spec.name for o, r in zip(ops_list, op_results, strict=True) if r == 2}
+            op_results = results[: len(ops_list)]
+            behind = {o.spec.name for o, r in zip(ops_list, op_results, strict=True) if r == 2}
             errors = [r for r in results if isinstance(r, Exception)]
             if not errors:
-                return Written([], fresh, results[-1] == 1)
+                return Written([], behind, results[-1] == 1)
             # an outage, or an ACL that refuses a command: keep the batch, send it again later
             transient = [e for e in errors if isinstance(e, _TRANSIENT) or is_auth_error(e)]
             if transient:
                 raise transient[0]
             if attempt == 1 and any(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
+                # Redis restarted (or its scripts were flushed): load them and send the same
+                # again (every script checks what it already applied)
                 for script in _SCRIPTS:
-                    client.script_load(script)  # Redis restarted (or scripts flushed): load,
-                continue  # and send the same again
+                    client.script_load(script)
+                continue
             if isinstance(results[-1], Exception):
                 raise results[-1]  # the heartbeat and mark failed: an unexpected error
-            # a failed delete is not retried either
             refused = [
                 o.spec.name
                 for o, r in zip(ops_list, op_results, strict=True)
                 if isinstance(r, Exception)
             ]
-            return Written(refused, fresh, results[-1] == 1)
+            return Written(refused, behind, results[-1] == 1)
         raise AssertionError("unreachable: the second attempt returns or raises")
-
-    def _deletes(self, pipe: Any, deletes: Sequence[tuple[MetricSpec, LabelSet]]) -> None:
-        for spec, labels in deletes:
-            _, values, created, times = self.keys(spec)
-            field = series_field(labels)
-            pipe.execute_command("EVALSHA", DELETE_SHA, 3, values, created, times, field)
 
     def prune(self, specs: Sequence[MetricSpec], before: float, retry: bool = True) -> list[str]:
         """Remove what workers whose heartbeat expired before ``before`` left behind.

@@ -103,9 +103,6 @@ class RedisBackend:
         self._buffer = DeltaBuffer(_worker_id())
         self._flusher = Flusher(self.flush_sync, self.flush_interval)
         self._flush_lock = threading.Lock()
-        # removals wait here for the next flush; their own lock, never held across I/O
-        self._deletes_lock = threading.Lock()
-        self._deletes: dict[tuple[MetricSpec, LabelSet], None] = {}
         self._closed = False
         self._reset_health()
         _backends.add(self)
@@ -134,9 +131,7 @@ class RedisBackend:
         """Forget a series here; the next flush deletes it in Redis too (every worker's)."""
         if labels is None:
             return  # a whole metric is forgotten only here: other workers may still use it
-        self._buffer.untrack(metric, labels)
-        with self._deletes_lock:
-            self._deletes[(metric, labels)] = None
+        self._buffer.remove(metric, labels)
 
     def collect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
         """Flush this worker's buffer, then read every worker's series (blocking).
@@ -173,32 +168,26 @@ class RedisBackend:
     def flush_sync(self) -> bool:
         """Flush now (blocking). Returns False if Redis could not be reached (data kept).
 
-        Order: a pending (retried) batch, then removals (so the older batch cannot
-        bring a removed series back), then what was recorded meanwhile.
+        A pending (retried) batch goes first, then (same flush) one with what was
+        recorded and removed meanwhile, and one more if Redis turns out to have
+        lost this worker's data. Every write refreshes the heartbeat.
         """
         with self._flush_lock:
             now = time.time()
-            with self._deletes_lock:
-                deletes = list(self._deletes)
             try:
-                # a retried batch first, then (same flush) what was recorded meanwhile;
-                # one more if Redis turns out to have lost this worker's data
-                rounds, resent = (2 if self._buffer.pending is not None else 1), False
+                rounds, resent, wrote = (2 if self._buffer.pending is not None else 1), False, False
                 while rounds:
                     rounds -= 1
-                    retried = self._buffer.pending is not None
                     batch = self._buffer.take(now)
+                    if batch is None and wrote:
+                        break  # the heartbeat and the mark went with the last write
                     mark = self._buffer.mark(batch)
                     worker = self._buffer.worker
-                    written = self._store.write(batch, deletes, worker, now, mark, retried)
-                    if deletes:
-                        with self._deletes_lock:
-                            for d in deletes:
-                                self._deletes.pop(d, None)
-                        deletes = []
+                    written = self._store.write(batch, worker, now, mark)
+                    wrote = True
                     if written.refused:
                         self._refused(written.refused, batch)
-                    lost = self._buffer.ack(batch, mark, written.confirmed, written.fresh)
+                    lost = self._buffer.ack(batch, mark, written.confirmed, written.behind)
                     if lost and not resent:
                         rounds, resent = 1, True
                         log.warning(
@@ -206,8 +195,6 @@ class RedisBackend:
                             "sending its series again",
                             worker,
                         )
-                    elif batch is None:
-                        break
             except Exception as exc:
                 self.flush_errors += 1
                 problem = auth_problem(exc, self._options)
@@ -323,8 +310,6 @@ class RedisBackend:
     def _after_fork(self) -> None:
         """In a forked child: new worker id, locks, connection and flusher; no parent deltas."""
         self._flush_lock = threading.Lock()
-        self._deletes_lock = threading.Lock()
-        self._deletes = {}
         self._reset_health()
         self._buffer.rebase(_worker_id())
         self._store.reset()

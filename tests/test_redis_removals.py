@@ -1,0 +1,138 @@
+"""Removing series on the Redis backend: exactly once, in order with the updates.
+
+A removal travels in the next batch, ahead of that batch's updates, under the
+batch's sequence number. So a series removed and made again is deleted, then
+written anew, and a batch that is retried (an outage, a lost reply, a script
+cache reload) never deletes twice nor brings a removed series back. Some tests
+run code "during the I/O" of a flush by wrapping the store's real write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from redis_server import RedisServer
+
+from apytheus import CollectorRegistry, Counter
+from apytheus.backends import _redis_store
+from apytheus.backends.redis import RedisBackend
+
+
+def during_writes(backend: RedisBackend, *actions: Callable[[], None]) -> None:
+    """Run ``actions[i]`` just before the i-th write goes to Redis (the write is real)."""
+    store = backend._store
+    real = store.write
+    pending = list(actions)
+
+    def write(*args: Any, **kwargs: Any) -> Any:
+        if pending:
+            pending.pop(0)()
+        return real(*args, **kwargs)
+
+    store.write = write  # type: ignore[method-assign]
+
+
+def test_a_series_made_again_before_an_outage_survives_the_retry(
+    redis_server_factory: Callable[..., RedisServer],
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    server = redis_server_factory()
+    backend = make_redis_backend(server)
+    c = Counter("hits", "Hits", ["path"], registry=registry)
+    c.labels(path="/").inc(5)
+    assert backend.flush_sync()
+    c.remove("/")
+    c.labels(path="/").inc(2)  # made again: 2 from now on
+    server.pause()
+    try:
+        assert not backend.flush_sync()  # the removal and the new 2 wait together
+    finally:
+        server.resume()
+    assert backend.flush_sync()  # the same batch: delete "/", then write 2
+    c.labels(path="/").inc(1)
+    assert registry.get_sample_value("hits_total", {"path": "/"}) == 3.0
+
+
+def test_a_removal_during_a_retry_waits_for_the_next_batch(
+    redis_server_factory: Callable[..., RedisServer],
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """A flush retries its pending batch, then sends a new one: a series removed and
+    made again while the retry's I/O runs is deleted in the new one, before its 2."""
+    server = redis_server_factory()
+    backend = make_redis_backend(server)
+    c = Counter("hits", "Hits", ["path"], registry=registry)
+    other = Counter("other", "O", registry=registry)
+    c.labels(path="/").inc(5)
+    assert backend.flush_sync()
+    other.inc()
+    server.pause()
+    try:
+        assert not backend.flush_sync()  # leaves a pending batch
+    finally:
+        server.resume()
+
+    def remove_and_make_again() -> None:
+        c.remove("/")
+        c.labels(path="/").inc(2)
+
+    during_writes(backend, remove_and_make_again)
+    assert backend.flush_sync()
+    assert registry.get_sample_value("hits_total", {"path": "/"}) == 2.0
+    assert registry.get_sample_value("other_total") == 1.0
+
+
+def test_a_second_removal_during_the_flush_is_not_forgotten(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    backend = make_redis_backend(redis_server)
+    c = Counter("hits", "Hits", ["path"], registry=registry)
+    c.labels(path="/").inc(5)
+    assert backend.flush_sync()
+    c.remove("/")
+    c.labels(path="/").inc(2)
+    during_writes(backend, lambda: c.remove("/"))  # removed again while the batch is sent
+    assert backend.flush_sync()  # delete "/", write 2
+    assert registry.get_sample_value("hits_total", {"path": "/"}) is None  # deleted again
+
+
+def test_a_script_cache_reload_never_deletes_twice(
+    redis_server_factory: Callable[..., RedisServer],
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """Only some scripts are cached (a node promoted without them): the batch is applied,
+    the heartbeat script is not; the whole pipeline goes again after loading them."""
+    server = redis_server_factory()
+    backend = make_redis_backend(server)
+    c = Counter("hits", "Hits", ["path"], registry=registry)
+    c.labels(path="/").inc(5)
+    assert backend.flush_sync()
+    c.remove("/")
+    c.labels(path="/").inc(2)
+    client = server.client()
+    client.script_flush()
+    client.script_load(_redis_store.FLUSH_SCRIPT)  # the mark script is missing
+    assert backend.flush_sync()
+    assert registry.get_sample_value("hits_total", {"path": "/"}) == 2.0
+
+
+def test_a_removal_queued_before_a_backend_switch_is_sent_by_the_new_backend(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    first = make_redis_backend(redis_server)
+    c = Counter("hits", "Hits", ["path"], registry=registry)
+    c.labels(path="/").inc(5)
+    assert first.flush_sync()
+    c.remove("/")
+    second = make_redis_backend(redis_server)  # same store: it takes over the worker
+    assert second.worker == first.worker
+    assert second.flush_sync()
+    assert registry.get_sample_value("hits_total", {"path": "/"}) is None
