@@ -15,7 +15,7 @@ from typing import Any
 from redis_server import RedisServer
 
 from apytheus import CollectorRegistry, Counter
-from apytheus.backends import _redis_store
+from apytheus.backends import _redis_scripts
 from apytheus.backends.redis import RedisBackend
 
 
@@ -117,7 +117,7 @@ def test_a_script_cache_reload_never_deletes_twice(
     c.labels(path="/").inc(2)
     client = server.client()
     client.script_flush()
-    client.script_load(_redis_store.FLUSH_SCRIPT)  # the mark script is missing
+    client.script_load(_redis_scripts.FLUSH_SCRIPT)  # the mark script is missing
     assert backend.flush_sync()
     assert registry.get_sample_value("hits_total", {"path": "/"}) == 2.0
 

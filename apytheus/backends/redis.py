@@ -29,13 +29,8 @@ from ..exceptions import BackendUnavailable, InvalidBackendConfigException
 from ._buffer import Batch, DeltaBuffer
 from ._flusher import Flusher
 from ._protocol import MetricSpec, Series
-from ._redis_store import (
-    RedisStore,
-    auth_problem,
-    client_factory,
-    ping_once,
-    redacted_location,
-)
+from ._redis_client import auth_problem, client_factory, ping_once, redacted_location
+from ._redis_store import RedisStore
 from ._threads import run_sync
 
 __all__ = ["MultiProcessRedisBackend", "RedisBackend"]

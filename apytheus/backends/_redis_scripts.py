@@ -1,0 +1,94 @@
+"""STORE: the Lua scripts that write to Redis, each applied at most once per batch.
+
+Each script touches the keys of one hash tag, so it runs on one Redis Cluster
+node. They are sent by SHA (EVALSHA) and loaded again when Redis lost its
+script cache (a restart, ``SCRIPT FLUSH``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+# KEYS: seq, values, created, times. ARGV: worker, seq, expected, #deletes, #incr, #set,
+# #stamped, #created, then the fields: series to delete, (field, delta), (field, value),
+# (field, time), (field, time). Applied only if this worker's last applied batch is older;
+# the number is stored first, so a script that fails half-way (a key of another type) is
+# never applied twice. Deletes go first: each removes every field of a series (buckets,
+# every worker's value). Totals are added in Lua, in doubles as in the workers, and stored
+# with 17 significant digits, which read back as the same double (HINCRBYFLOAT prints 17
+# *decimals*: 1.2345678901234567e-10 comes back as 1.2345679e-10, and 1e-20 as 0); a
+# field that holds no number refuses them all. Returns 0 (applied before), 1 (applied) or
+# 2 (applied, but the worker's last batch number here is older than ``expected``, or
+# missing: this metric's keys were lost or rolled back).
+FLUSH_SCRIPT = """
+local known = redis.call('HGET', KEYS[1], ARGV[1])
+local last = tonumber(known or '0')
+if last >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local i = 9
+local deletes = tonumber(ARGV[4])
+if deletes > 0 then
+  local gone = {}
+  for k = i, i + deletes - 1 do gone[ARGV[k]] = true end
+  for key = 2, 4 do
+    for _, f in ipairs(redis.call('HKEYS', KEYS[key])) do
+      if gone[string.match(f, '^[^\t]*')] then redis.call('HDEL', KEYS[key], f) end
+    end
+  end
+  i = i + deletes
+end
+local fields, totals = {}, {}
+for _ = 1, tonumber(ARGV[5]) do
+  local f = ARGV[i]
+  local total = totals[f]
+  if total == nil then
+    total = tonumber(redis.call('HGET', KEYS[2], f) or '0')
+    if not total then
+      return redis.error_reply('field ' .. f .. ' of ' .. KEYS[2] .. ' holds no number')
+    end
+    fields[#fields + 1] = f
+  end
+  totals[f] = total + tonumber(ARGV[i + 1])
+  i = i + 2
+end
+for _, f in ipairs(fields) do redis.call('HSET', KEYS[2], f, string.format('%.17g', totals[f])) end
+for _ = 1, tonumber(ARGV[6]) do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for _ = 1, tonumber(ARGV[7]) do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for _ = 1, tonumber(ARGV[8]) do redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
+local expected = tonumber(ARGV[3])
+if expected and last < expected then return 2 end
+return 1
+"""
+FLUSH_SHA = hashlib.sha1(FLUSH_SCRIPT.encode()).hexdigest()
+
+# KEYS: workers, marks. ARGV: worker, heartbeat expiry, expected mark ('' for none), new
+# mark, force ('1' or '0'). Refreshes the heartbeat, then moves the worker's mark (the
+# batch number of its last confirmed write) from the expected one to the new one.
+# Returns 0 if the mark is neither (Redis lost it, or went back to an older snapshot):
+# then it is left as it is, so a retry after a lost reply still finds it wrong.
+MARK_SCRIPT = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local mark = redis.call('HGET', KEYS[2], ARGV[1])
+if ARGV[5] == '1' or mark == ARGV[3] or mark == ARGV[4] then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+  return 1
+end
+return 0
+"""
+MARK_SHA = hashlib.sha1(MARK_SCRIPT.encode()).hexdigest()
+
+# KEYS: seq, values, times. ARGV: workers gone for longer than the retention. Removes
+# their batch numbers and their gauge fields (series field, tab, worker).
+PRUNE_SCRIPT = """
+local gone = {}
+for _, w in ipairs(ARGV) do gone[w] = true; redis.call('HDEL', KEYS[1], w) end
+for k = 2, 3 do
+  for _, f in ipairs(redis.call('HKEYS', KEYS[k])) do
+    local w = string.match(f, '\t([^\t]*)$')
+    if w and gone[w] then redis.call('HDEL', KEYS[k], f) end
+  end
+end
+return 1
+"""
+PRUNE_SHA = hashlib.sha1(PRUNE_SCRIPT.encode()).hexdigest()
+SCRIPTS = (FLUSH_SCRIPT, PRUNE_SCRIPT, MARK_SCRIPT)
