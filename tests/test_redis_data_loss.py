@@ -362,3 +362,60 @@ def test_no_loss_is_reported_for_a_worker_that_starts_empty(
         Counter("c", "C", registry=registry).inc()
         assert backend.flush_sync()
     assert "Redis lost" not in caplog.text
+
+
+def test_a_takeover_keeps_the_times_of_values_that_did_not_change(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    first = make_redis_backend(redis_server)
+    g = Gauge("leader", "L", registry=registry, multiprocess_mode="mostrecent")
+    g.set(1)
+    assert first.flush_sync()
+    other_worker_sets(first, g, 2, later_than(first.last_flush))
+    assert registry.get_sample_value("leader") == 2.0
+    later_than(time.time())
+    second = make_redis_backend(redis_server)  # takes over; nothing was written since
+    assert second.worker == first.worker
+    assert second.flush_sync()
+    assert registry.get_sample_value("leader") == 2.0  # the other's later write still wins
+
+
+def test_after_a_loss_everything_is_sent_again_once(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    backend = make_redis_backend(redis_server)
+    a = Counter("a", "A", registry=registry)
+    b = Gauge("b", "B", registry=registry)
+    a.inc()
+    b.set(3)
+    assert backend.flush_sync()
+    redis_server.client().flushdb()  # Redis lost everything
+    a.inc()  # only `a` changes
+    assert backend.flush_sync()  # notices, sends everything again (same flush)
+    # nothing changed since: nothing more to send
+    again = backend._buffer.take(time.time())
+    assert again is None, [(o.spec.name, o.incr, o.sets, o.created) for o in again.ops]
+
+
+def test_where_the_last_write_wins_nothing_written_means_nothing_sent(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """Info, Enum, a set_function gauge and an inc-only gauge: sent once, not every flush."""
+    backend = make_redis_backend(redis_server)
+    e = Enum("st", "S", states=["a", "b"], registry=registry)
+    i = Info("bi", "B", registry=registry)
+    f = Gauge("fn", "F", registry=registry, multiprocess_mode="mostrecent")
+    n = Gauge("incs", "I", ["k"], registry=registry, multiprocess_mode="livemostrecent")
+    e.state("b")
+    i.info({"v": "1"})
+    f.set_function(lambda: 7)
+    n.labels(k="x").inc(2)
+    assert backend.flush_sync()
+    assert backend.flush_sync()
+    assert backend._buffer.take(time.time()) is None

@@ -433,3 +433,56 @@ def test_an_infinite_total_stays_infinite_whatever_another_worker_adds(
     h.observe(-1)
     assert backend.flush_sync()
     assert registry.get_sample_value("h_sum") == math.inf
+
+
+def test_a_series_removed_in_one_registry_is_written_again_by_another_that_has_it(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+) -> None:
+    """Same-named metrics share their keys: a removal deletes the series for both, and
+    the registry that still has it writes it again right after the delete."""
+    backend = make_redis_backend(redis_server)
+    one, two = CollectorRegistry(), CollectorRegistry()
+    a = Gauge("temp", "T", ["room"], registry=one)
+    b = Gauge("temp", "T", ["room"], registry=two)
+    a.labels(room="x").set(1)
+    b.labels(room="y").set(5)
+    b.labels(room="x").set(5)
+    assert backend.flush_sync()
+    a.remove("x")  # registry one is done with x; registry two still sets it
+    assert backend.flush_sync()
+    b.labels(room="x").set(5)
+    for _ in range(3):
+        assert backend.flush_sync()
+    assert two.get_sample_value("temp", {"room": "x"}) == 5.0
+
+
+def test_a_takeover_with_two_registries_sharing_a_name_counts_once(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+) -> None:
+    first = make_redis_backend(redis_server)
+    one, two = CollectorRegistry(), CollectorRegistry()
+    a = Counter("jobs", "J", registry=one)
+    b = Counter("jobs", "J", registry=two)
+    a.inc(5)
+    b.inc(3)
+    assert first.flush_sync()
+    assert one.get_sample_value("jobs_total") == 8.0
+    second = make_redis_backend(redis_server)  # same store: takes over the worker
+    assert second.flush_sync()
+    assert one.get_sample_value("jobs_total") == 8.0
+
+
+def test_registries_with_different_prefixes_do_not_share_values(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+) -> None:
+    make_redis_backend(redis_server)
+    one, two = CollectorRegistry(prefix="app1"), CollectorRegistry(prefix="app2")
+    a = Counter("requests", "R", registry=one)
+    b = Counter("requests", "R", registry=two)
+    a.inc(1)
+    b.inc(2)
+    assert one.get_sample_value("app1_requests_total") == 1.0
+    assert two.get_sample_value("app2_requests_total") == 2.0

@@ -14,7 +14,7 @@ from typing import Any
 
 from redis_server import RedisServer
 
-from apytheus import CollectorRegistry, Counter
+from apytheus import CollectorRegistry, Counter, Gauge, Histogram
 from apytheus.backends import _redis_scripts
 from apytheus.backends.redis import RedisBackend
 
@@ -136,3 +136,43 @@ def test_a_removal_queued_before_a_backend_switch_is_sent_by_the_new_backend(
     assert second.worker == first.worker
     assert second.flush_sync()
     assert registry.get_sample_value("hits_total", {"path": "/"}) is None
+
+
+def hkeys_calls(server: RedisServer) -> int:
+    stats = server.client().info("commandstats").get("cmdstat_hkeys", {})
+    return int(stats.get("calls", 0))
+
+
+def test_a_removal_deletes_every_field_of_the_series_by_name(
+    redis_server_factory: Callable[..., RedisServer],
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+) -> None:
+    """A histogram's buckets and sum, and every worker's value of a gauge, go; nothing
+    else does, and no hash is listed but the (small) batch numbers of a gauge's workers."""
+    server = redis_server_factory()
+    backend = make_redis_backend(server)
+    h = Histogram("lat", "L", ["k"], buckets=[0.1, 1], registry=registry)
+    g = Gauge("temp", "T", ["k"], registry=registry)
+    for k in "ab":
+        h.labels(k=k).observe(0.5)
+        g.labels(k=k).set(1)
+    assert backend.flush_sync()
+    client = server.client()
+    tag = f"{{{key_prefix}|temp}}"
+    client.hset(f"{tag}:v", '["a"]\tanother-worker', "5")  # another worker's value of a
+    client.hset(f"{tag}:seq", "another-worker", "1")
+    before = hkeys_calls(server)
+    h.remove("a")
+    assert backend.flush_sync()
+    assert hkeys_calls(server) == before  # by name: no listing
+    g.remove("a")
+    assert backend.flush_sync()
+    assert hkeys_calls(server) == before + 1  # the gauge's workers, from its batch numbers
+    for name in ("lat", "temp"):
+        for part in ("v", "c", "t"):
+            fields = [f.decode() for f in client.hkeys(f"{{{key_prefix}|{name}}}:{part}")]
+            assert not [f for f in fields if f.startswith('["a"]')], (name, part, fields)
+    assert registry.get_sample_value("lat_count", {"k": "b"}) == 1.0
+    assert registry.get_sample_value("temp", {"k": "b"}) == 1.0

@@ -110,7 +110,7 @@ class Handover:
     worker: str
     seq: int
     pending: Batch | None
-    sent: dict[tuple[str, str], tuple[Any, float]]  # (name, field): (sent, stamp)
+    sent: dict[tuple[MetricSpec, str], tuple[Any, float, object]]  # sent, stamp, seen
     deletes: dict[tuple[str, str], MetricSpec]
     stored: dict[str, int]
     marked: int | None
@@ -133,7 +133,7 @@ class DeltaBuffer:
         self._tracked: weakref.WeakKeyDictionary[MetricSpec, dict[LabelSet, _Entry]] = (
             weakref.WeakKeyDictionary()
         )
-        self._handed: dict[tuple[str, str], tuple[Any, float]] = {}  # from a predecessor
+        self._handed: dict[tuple[MetricSpec, str], tuple[Any, float, object]] = {}
         self._deletes: dict[tuple[str, str], MetricSpec] = {}  # removals for the next batch
         self._stored: dict[str, int] = {}  # per metric, its last acknowledged batch number
         self.marked: int | None = None  # the batch number the store confirmed last
@@ -144,9 +144,9 @@ class DeltaBuffer:
         with self._lock:
             field = series_field(series.labels)
             entry = _Entry(series, field)
-            handed = self._handed.pop((spec.name, field), None)
+            handed = self._handed.pop((spec, field), None)  # from a predecessor
             if handed is not None:
-                entry.sent, entry.stamp = handed
+                entry.sent, entry.stamp, entry.seen = handed
             self._tracked.setdefault(spec, {})[series.labels] = entry
 
     def untrack(self, spec: MetricSpec, labels: LabelSet | None) -> None:
@@ -179,7 +179,7 @@ class DeltaBuffer:
         """Everything a successor on the same store needs to go on exactly once."""
         with self._lock:
             sent = {
-                (spec.name, e.field): (e.sent, e.stamp)
+                (spec, e.field): (e.sent, e.stamp, e.seen)
                 for spec, entries in self._tracked.items()
                 for e in entries.values()
                 if e.sent is not None
@@ -211,6 +211,7 @@ class DeltaBuffer:
             for (name, field), spec in self._deletes.items():
                 ops = by_name.setdefault(name, MetricOps(spec, self._stored.get(name)))
                 ops.deletes.append(field)
+            self._rewrite_shared(by_name)
             commits: list[tuple[_Entry, Any, float, object]] = []
             for spec, entries in list(self._tracked.items()):
                 # Metrics of one name (two registries, say) share keys: one script call each.
@@ -232,6 +233,17 @@ class DeltaBuffer:
             self.seq += 1
             self.pending = Batch(self.seq, ops_list, self._whole)
             return self.pending
+
+    def _rewrite_shared(self, by_name: dict[str, MetricOps]) -> None:
+        """Series deleted by this batch that another metric of the same name (another
+        registry) still has: write them again after the delete."""
+        for spec, entries in self._tracked.items():
+            ops = by_name.get(spec.name)
+            if ops is not None and entries:
+                gone = set(ops.deletes)
+                for entry in entries.values():
+                    if entry.field in gone:
+                        entry.recreate = True
 
     def mark(self, batch: Batch | None) -> Mark:
         """What the write of ``batch`` (None: nothing changed) asks the store to check."""
@@ -267,6 +279,8 @@ class DeltaBuffer:
                 self.marked = mark.new
                 if mark.force:
                     self._whole = False
+            if not confirmed:  # the old numbers tell nothing: the whole resend sets them anew
+                self._stored = {}
             if batch is not None:
                 for ops in batch.ops:
                     self._stored[ops.spec.name] = batch.seq
