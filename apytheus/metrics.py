@@ -510,7 +510,7 @@ class Gauge(_Metric):
         if series is None:
             self._check_observable()
         else:  # ScalarSeries.set, inlined: this is a hot path
-            series.cells = {get_ident(): value}
+            series.cells = {0: value}  # slot 0: no thread has ident 0
 
     def set_to_current_time(self) -> None:
         """Set the value to the current Unix time in seconds."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from threading import get_ident
 from typing import NamedTuple
 
 from .._labels import LabelSet
@@ -36,8 +35,8 @@ class ScalarSeries:
     """A counter, gauge or enum series: one float value.
 
     A gauge's ``set`` replaces the cells with a new dict holding the value in
-    the setting thread's slot. That single store is atomic: an ``inc`` that
-    fetched the old dict lands in it and is forgotten, as if it came just
+    slot 0 (no thread has ident 0). That single store is atomic: an ``inc``
+    that fetched the old dict lands in it and is forgotten, as if it came just
     before the ``set``. Nothing added before a ``set`` survives it, not even
     its rounding (``inc(inf)`` then ``set(5)`` is 5, not NaN). Counters never
     replace their cells, which only grow (the Redis buffer relies on that).
@@ -54,7 +53,7 @@ class ScalarSeries:
 
     def set(self, value: float) -> None:
         """Set the value (gauges, enums): later increments are added to it."""
-        self.cells = {get_ident(): value}
+        self.cells = {0: value}
 
     def value(self) -> float:
         """The current value: the sum of every thread's cell (or the gauge's function)."""
