@@ -53,6 +53,7 @@ from apytheus import (
     Counter,
     Gauge,
     Histogram,
+    Summary,
     agenerate_metrics,
     generate_metrics,
 )
@@ -462,3 +463,77 @@ def test_the_machine_on_the_redis_backend(redis_server: RedisServer) -> None:
             max_examples=max(10, MetricsMachine.TestCase.settings.max_examples // 4),
         ),
     )
+
+
+@pytest.mark.parametrize(
+    ("before", "value", "after", "expected"),
+    [
+        (4.0, 0.0, 0.1, 0.1),
+        (1e20, 0.0, 1.0, 1.0),
+        (math.inf, 5.0, 0.0, 5.0),
+        (-1e300, 2.0, 1.5, 3.5),
+    ],
+)
+def test_a_gauge_that_was_set_forgets_what_was_added_before(
+    before: float, value: float, after: float, expected: float
+) -> None:
+    """What the machine found first (kept so that it is checked on every run)."""
+    registry = CollectorRegistry()
+    g = Gauge("g", "G", registry=registry)
+    g.inc(before)
+    g.set(value)
+    g.inc(after)
+    assert registry.get_sample_value("g") == expected
+
+
+@pytest.mark.parametrize(
+    ("buckets", "values", "text_sum"),
+    [
+        ([1.0], [-5.0], "-5.0"),
+        ([1.0], [-math.inf], "-Inf"),
+        ([1.0], [math.inf, -math.inf], "NaN"),
+        ([-1.0, 1.0], [0.5], "0.5"),
+        (None, [-5.0], "-5.0"),
+        (None, [math.inf, -math.inf], "NaN"),
+    ],
+    ids=[
+        "negative-sum",
+        "minus-inf-sum",
+        "nan-sum",
+        "negative-bucket",
+        "summary-negative-sum",
+        "summary-nan-sum",
+    ],
+)
+def test_openmetrics_stays_valid_after_negative_observations(
+    buckets: list[float] | None, values: list[float], text_sum: str
+) -> None:
+    """Histograms and summaries take negative values (as prometheus_client's do), but
+    OpenMetrics allows no negative or NaN ``_sum``, no ``_sum`` at all with negative
+    buckets, and no histogram ``_count`` without ``_sum``: those go, the rest stays."""
+    registry = CollectorRegistry()
+    kind = "summary" if buckets is None else "histogram"
+    metric = (
+        Summary("m", "M", registry=registry)
+        if buckets is None
+        else Histogram("m", "M", buckets=buckets, registry=registry)
+    )
+    for v in values:
+        metric.observe(v)
+    assert f"m_sum {text_sum}\n" in generate_metrics(registry)
+    found = parsed_samples(generate_metrics(registry, openmetrics=True), openmetrics=True)
+    assert ("m_sum", frozenset()) not in found
+    assert (("m_count", frozenset()) in found) == (kind == "summary")
+    if kind == "histogram":
+        assert found[("m_bucket", frozenset({("le", "+Inf")}))] == len(values)
+
+
+def test_openmetrics_sum_comes_back_when_it_is_a_counter_again() -> None:
+    registry = CollectorRegistry()
+    h = Histogram("h", "H", buckets=[1.0], registry=registry)
+    h.observe(-2)
+    assert "h_sum" not in generate_metrics(registry, openmetrics=True)
+    h.observe(3)
+    found = parsed_samples(generate_metrics(registry, openmetrics=True), openmetrics=True)
+    assert found[("h_sum", frozenset())] == 1.0
+    assert found[("h_count", frozenset())] == 2.0
