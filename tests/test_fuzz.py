@@ -421,16 +421,19 @@ class MetricsMachine(RuleBasedStateMachine):
             assert anyio.run(agenerate_metrics, self.registry, openmetrics) == sync
 
 
+EXAMPLES = int(os.environ.get("APYTHEUS_FUZZ_EXAMPLES", "100"))  # 2000 for a longer hunt
+# pytest-timeout's limit grows with the hunt (an example takes up to about 0.2 s here)
+hunt = pytest.mark.timeout(60 + EXAMPLES // 5)
+
 MetricsMachine.TestCase.settings = settings(
-    # CI runs 100; APYTHEUS_FUZZ_EXAMPLES=5000 for a longer hunt
-    max_examples=int(os.environ.get("APYTHEUS_FUZZ_EXAMPLES", "100")),
+    max_examples=EXAMPLES,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
     # no explain phase: its line tracing makes every run several times slower (Python < 3.12)
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
-TestMetricsMachine = MetricsMachine.TestCase
+TestMetricsMachine = hunt(MetricsMachine.TestCase)
 
 
 class RedisMachine(MetricsMachine):
@@ -452,6 +455,7 @@ class RedisMachine(MetricsMachine):
         load_backend(InProcessBackend)
 
 
+@hunt
 def test_the_machine_on_the_redis_backend(redis_server: RedisServer) -> None:
     """Each exposition flushes the deltas to Redis and reads every series back (removals
     are deletes there, infinities stored totals, gauges one value per worker)."""
