@@ -82,6 +82,7 @@ def test_redis_restarted_empty_gets_every_state_back_in_the_next_flush(
         # a scrape flushes once: the loss is found, and the state sent again, in that flush
         assert metrics.gauge_likes() == EXPECTED
     assert "Redis lost (or rolled back) what worker" in caplog.text
+    assert backend.resends == 1  # apytheus_redis_resends_total (see the health test)
     assert metrics.get("jobs_total") == 2.0  # not 7: an ordinary counter reset
     assert metrics.get("lat_count") == 0.0  # the series is there again, from 0
     assert metrics.get("lat_bucket", {"le": "+Inf"}) == 0.0
@@ -419,3 +420,19 @@ def test_where_the_last_write_wins_nothing_written_means_nothing_sent(
     assert backend.flush_sync()
     assert backend.flush_sync()
     assert backend._buffer.take(time.time()) is None
+
+
+def test_the_health_metrics_count_the_resends(
+    redis_server_factory: Callable[..., RedisServer],
+    make_redis_backend: Callable[..., RedisBackend],
+    default_registry: CollectorRegistry,
+) -> None:
+    server = redis_server_factory()
+    backend = make_redis_backend(server)
+    Gauge("g", "G").set(1)
+    resends = {"worker": backend.worker}
+    assert default_registry.get_sample_value("apytheus_redis_resends_total", resends) == 0.0
+    server.kill()
+    server.start()  # empty
+    assert default_registry.get_sample_value("g") == 1.0  # noticed and sent again
+    assert default_registry.get_sample_value("apytheus_redis_resends_total", resends) == 1.0

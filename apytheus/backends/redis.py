@@ -105,6 +105,7 @@ class RedisBackend:
     def _reset_health(self) -> None:
         self.flush_errors = 0
         self.dropped_updates = 0
+        self.resends = 0  # times Redis had lost (or rolled back) this worker's data
         self.last_flush = 0.0
         self._last_logged = 0.0
         self._auth_logged = False  # an auth/ACL failure was logged since the last success
@@ -185,6 +186,7 @@ class RedisBackend:
                     lost = self._buffer.ack(batch, mark, written.confirmed, written.behind)
                     if lost and not resent:
                         rounds, resent = 1, True
+                        self.resends += 1
                         log.warning(
                             "apytheus: Redis lost (or rolled back) what worker %s had sent: "
                             "sending its series again",
@@ -345,6 +347,13 @@ class RedisBackend:
                 "counter",
                 "Flushes to Redis that failed (their deltas stayed buffered).",
                 float(self.flush_errors),
+            ),
+            family(
+                "apytheus_redis_resends",
+                "counter",
+                "Times Redis had lost or rolled back this worker's data (a restart, say), "
+                "so that it sent its series again.",
+                float(self.resends),
             ),
             family(
                 "apytheus_redis_dropped_updates",
