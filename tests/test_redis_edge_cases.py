@@ -486,3 +486,27 @@ def test_registries_with_different_prefixes_do_not_share_values(
     b.inc(2)
     assert one.get_sample_value("app1_requests_total") == 1.0
     assert two.get_sample_value("app2_requests_total") == 2.0
+
+
+def test_a_histogram_removed_in_one_registry_comes_back_whole_in_another(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+) -> None:
+    """Two registries, one metric name, other buckets: after a removal through one, the
+    other's series is written again from 0 (a reset), never half of it."""
+    backend = make_redis_backend(redis_server)
+    one, two = CollectorRegistry(), CollectorRegistry()
+    a = Histogram("lat", "L", ["k"], buckets=[1], registry=one)
+    b = Histogram("lat", "L", ["k"], buckets=[5], registry=two)
+    a.labels(k="x").observe(0.5)
+    b.labels(k="x").observe(3)
+    assert backend.flush_sync()
+    a.remove("x")
+    assert backend.flush_sync()
+    get = two.get_sample_value
+    x = {"k": "x"}
+    assert (get("lat_count", x), get("lat_sum", x), get("lat_bucket", {**x, "le": "5.0"})) == (
+        0.0,
+        0.0,
+        0.0,
+    )

@@ -143,36 +143,63 @@ def hkeys_calls(server: RedisServer) -> int:
     return int(stats.get("calls", 0))
 
 
-def test_a_removal_deletes_every_field_of_the_series_by_name(
+def test_a_removal_deletes_every_field_of_the_series(
     redis_server_factory: Callable[..., RedisServer],
     make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
     key_prefix: str,
 ) -> None:
-    """A histogram's buckets and sum, and every worker's value of a gauge, go; nothing
-    else does, and no hash is listed but the (small) batch numbers of a gauge's workers."""
+    """A counter's one field goes by name (no hash is listed); a histogram's buckets go
+    whatever bounds each worker declared (a rolling deploy may change them), and so does
+    every worker's value of a gauge, known to this metric's batch numbers or not."""
     server = redis_server_factory()
     backend = make_redis_backend(server)
+    c = Counter("hits", "H", ["k"], registry=registry)
     h = Histogram("lat", "L", ["k"], buckets=[0.1, 1], registry=registry)
     g = Gauge("temp", "T", ["k"], registry=registry)
     for k in "ab":
+        c.labels(k=k).inc()
         h.labels(k=k).observe(0.5)
         g.labels(k=k).set(1)
     assert backend.flush_sync()
     client = server.client()
-    tag = f"{{{key_prefix}|temp}}"
-    client.hset(f"{tag}:v", '["a"]\tanother-worker', "5")  # another worker's value of a
-    client.hset(f"{tag}:seq", "another-worker", "1")
+    client.hset(f"{{{key_prefix}|lat}}:v", '["a"]\t5.0', "1")  # an older deploy's bucket
+    client.hset(f"{{{key_prefix}|temp}}:v", '["a"]\tpruned-worker', "5")  # no batch number
     before = hkeys_calls(server)
-    h.remove("a")
+    c.remove("a")
     assert backend.flush_sync()
-    assert hkeys_calls(server) == before  # by name: no listing
+    assert hkeys_calls(server) == before  # by name
+    h.remove("a")
     g.remove("a")
     assert backend.flush_sync()
-    assert hkeys_calls(server) == before + 1  # the gauge's workers, from its batch numbers
-    for name in ("lat", "temp"):
+    for name in ("hits", "lat", "temp"):
         for part in ("v", "c", "t"):
             fields = [f.decode() for f in client.hkeys(f"{{{key_prefix}|{name}}}:{part}")]
             assert not [f for f in fields if f.startswith('["a"]')], (name, part, fields)
+    assert registry.get_sample_value("hits_total", {"k": "b"}) == 1.0
     assert registry.get_sample_value("lat_count", {"k": "b"}) == 1.0
     assert registry.get_sample_value("temp", {"k": "b"}) == 1.0
+
+
+def test_a_removal_deletes_no_other_series(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """Label values that start alike, escape alike or look alike stay."""
+    backend = make_redis_backend(redis_server)
+    c = Counter("c", "C", ["k"], registry=registry)
+    g = Gauge("g", "G", ["k"], registry=registry, multiprocess_mode="all")
+    values = ["a", "ab", 'a"', "a\t", "é", "e\u0301", "a\\", "\u2028"]
+    for v in values:
+        c.labels(k=v).inc()
+        g.labels(k=v).set(1)
+    assert backend.flush_sync()
+    for v in ("a", "é"):
+        c.remove(v)
+        g.remove(v)
+    assert backend.flush_sync()
+    for v in values:
+        expected = None if v in ("a", "é") else 1.0
+        assert registry.get_sample_value("c_total", {"k": v}) == expected, v
+        assert registry.get_sample_value("g", {"k": v, "worker": backend.worker}) == expected, v

@@ -110,7 +110,7 @@ class Handover:
     worker: str
     seq: int
     pending: Batch | None
-    sent: dict[tuple[MetricSpec, str], tuple[Any, float, object]]  # sent, stamp, seen
+    sent: dict[tuple[MetricSpec, str], tuple[Any, float, object, bool]]  # see _Entry
     deletes: dict[tuple[str, str], MetricSpec]
     stored: dict[str, int]
     marked: int | None
@@ -133,7 +133,7 @@ class DeltaBuffer:
         self._tracked: weakref.WeakKeyDictionary[MetricSpec, dict[LabelSet, _Entry]] = (
             weakref.WeakKeyDictionary()
         )
-        self._handed: dict[tuple[MetricSpec, str], tuple[Any, float, object]] = {}
+        self._handed: dict[tuple[MetricSpec, str], tuple[Any, float, object, bool]] = {}
         self._deletes: dict[tuple[str, str], MetricSpec] = {}  # removals for the next batch
         self._stored: dict[str, int] = {}  # per metric, its last acknowledged batch number
         self.marked: int | None = None  # the batch number the store confirmed last
@@ -146,7 +146,7 @@ class DeltaBuffer:
             entry = _Entry(series, field)
             handed = self._handed.pop((spec, field), None)  # from a predecessor
             if handed is not None:
-                entry.sent, entry.stamp, entry.seen = handed
+                entry.sent, entry.stamp, entry.seen, entry.recreate = handed
             self._tracked.setdefault(spec, {})[series.labels] = entry
 
     def untrack(self, spec: MetricSpec, labels: LabelSet | None) -> None:
@@ -179,7 +179,7 @@ class DeltaBuffer:
         """Everything a successor on the same store needs to go on exactly once."""
         with self._lock:
             sent = {
-                (spec, e.field): (e.sent, e.stamp, e.seen)
+                (spec, e.field): (e.sent, e.stamp, e.seen, e.recreate)
                 for spec, entries in self._tracked.items()
                 for e in entries.values()
                 if e.sent is not None
@@ -207,6 +207,7 @@ class DeltaBuffer:
         with self._lock:
             if self.pending is not None:
                 return self.pending
+            self._handed.clear()  # what a predecessor left and no series took back
             by_name: dict[str, MetricOps] = {}
             for (name, field), spec in self._deletes.items():
                 ops = by_name.setdefault(name, MetricOps(spec, self._stored.get(name)))

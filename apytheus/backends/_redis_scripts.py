@@ -10,41 +10,42 @@ from __future__ import annotations
 import hashlib
 
 # KEYS: seq, values, created, times. ARGV: worker, seq, expected, #deletes, #incr, #set,
-# #stamped, #created, #parts, then the parts and the fields: series to delete, (field,
-# delta), (field, value), (field, time), (field, time). Applied only if this worker's last
-# applied batch is older; the number is stored first, so a script that fails half-way (a
-# key of another type) is never applied twice.
-# Deletes go first. A counter's or histogram's series is its field plus each part (''
-# for a counter; a tab and each bucket, then sum, for a histogram); with no parts, the
-# series is a gauge, info or enum, with a field per worker (every worker that ever wrote
-# this metric has a batch number here). Totals are added in Lua, in doubles as in the
-# workers, and stored with 17 significant digits, which read back as the same double
-# (HINCRBYFLOAT prints 17 *decimals*: 1.2345678901234567e-10 comes back as 1.2345679e-10,
-# and 1e-20 as 0); a field that holds no number refuses them all. Returns 0 (applied
-# before), 1 (applied) or 2 (applied, but the worker's last batch number here is older
-# than ``expected``, or missing: this metric's keys were lost or rolled back).
+# #stamped, #created, by name ('1' for a counter), then the fields: series to delete,
+# (field, delta), (field, value), (field, time), (field, time). Applied only if this
+# worker's last applied batch is older; the number is stored first, so a script that fails
+# half-way (a key of another type) is never applied twice.
+# Deletes go first. A counter's series is one field (and its creation time): deleted by
+# name. A histogram's has a field per bucket, whatever bounds each worker declares (a
+# rolling deploy may change them), and a gauge's, info's or enum's one per worker, pruned
+# or not: those are found by listing the metric's hashes, once per batch that deletes.
+# Totals are added in Lua, in doubles as in the workers, and stored with 17 significant
+# digits, which read back as the same double (HINCRBYFLOAT prints 17 *decimals*:
+# 1.2345678901234567e-10 comes back as 1.2345679e-10, and 1e-20 as 0); a field that holds
+# no number refuses them all. Returns 0 (applied before), 1 (applied) or 2 (applied, but
+# the worker's last batch number here is older than ``expected``, or missing: this
+# metric's keys were lost or rolled back).
 FLUSH_SCRIPT = """
 local known = redis.call('HGET', KEYS[1], ARGV[1])
 local last = tonumber(known or '0')
 if last >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local i = 10
-local parts = {}
-for k = 1, tonumber(ARGV[9]) do parts[k] = ARGV[i]; i = i + 1 end
 local deletes = tonumber(ARGV[4])
-if deletes > 0 then
-  local workers = #parts == 0 and redis.call('HKEYS', KEYS[1]) or {}
+if deletes > 0 and ARGV[9] == '1' then
   for k = i, i + deletes - 1 do
-    local base = ARGV[k]
-    for _, part in ipairs(parts) do redis.call('HDEL', KEYS[2], base .. part) end
-    if #parts > 0 then redis.call('HDEL', KEYS[3], base) end
-    for _, w in ipairs(workers) do
-      redis.call('HDEL', KEYS[2], base .. '\\t' .. w)
-      redis.call('HDEL', KEYS[4], base .. '\\t' .. w)
+    redis.call('HDEL', KEYS[2], ARGV[k])
+    redis.call('HDEL', KEYS[3], ARGV[k])
+  end
+elseif deletes > 0 then
+  local gone = {}
+  for k = i, i + deletes - 1 do gone[ARGV[k]] = true end
+  for key = 2, 4 do
+    for _, f in ipairs(redis.call('HKEYS', KEYS[key])) do
+      if gone[string.match(f, '^[^\\t]*')] then redis.call('HDEL', KEYS[key], f) end
     end
   end
-  i = i + deletes
 end
+i = i + deletes
 local fields, totals = {}, {}
 for _ = 1, tonumber(ARGV[5]) do
   local f = ARGV[i]

@@ -120,10 +120,10 @@ class RedisStore:
             pipe = client.pipeline(transaction=False)
             for ops in ops_list:
                 expected = "" if ops.expected is None else str(ops.expected)
-                parts = _parts(ops.spec) if ops.deletes else []
+                by_name = "1" if ops.spec.kind == "counter" else "0"  # see FLUSH_SCRIPT
                 args: list[Any] = [worker, seq, expected, len(ops.deletes), len(ops.incr)]
-                args += [len(ops.sets), len(ops.stamped), len(ops.created), len(parts)]
-                args += [*parts, *ops.deletes]
+                args += [len(ops.sets), len(ops.stamped), len(ops.created), by_name]
+                args += ops.deletes
                 for f, d in ops.incr:
                     args += (f, repr(d))
                 for f, v in ops.sets:
@@ -220,15 +220,6 @@ class RedisStore:
             out[spec] = _Merge(spec, known, fresh).merge(values, extra, live)
             self._labels[spec] = fresh
         return out
-
-
-def _parts(spec: MetricSpec) -> list[str]:
-    """What follows a series' field in the names of its total fields (none: per worker)."""
-    if spec.kind == "counter":
-        return [""]
-    if spec.kind in ("histogram", "summary"):
-        return [SEP + part for part in bucket_parts(spec.bounds)]
-    return []
 
 
 class _Merge:
