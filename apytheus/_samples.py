@@ -76,7 +76,6 @@ def build_family(
     bound. A histogram drops its ``_count`` along with its ``_sum`` (the
     ``+Inf`` bucket still holds the count). The text format shows them all.
     """
-    created = openmetrics
     kind = family.kind
     samples: list[Sample] = []
     add = samples.append
@@ -91,7 +90,7 @@ def build_family(
                 log.exception("apytheus: the function of %s{%s} failed", name, s.labels.text)
                 continue
             add(Sample(total, s.labels, value, s.exemplar))
-            if created and kind == "counter":
+            if openmetrics and kind == "counter":
                 add(Sample(created_name, s.labels, s.created))
     elif kind in ("histogram", "summary"):
         names = (name + "_bucket", name + "_count", name + "_sum", name + "_created")
@@ -112,7 +111,7 @@ def build_family(
             else:
                 add(Sample(names[1], s.labels, float(sum(counts))))
                 add(Sample(names[2], s.labels, total_sum))
-            if created:
+            if openmetrics:
                 add(Sample(names[3], s.labels, s.created))
     elif kind == "info":
         for s in series:

@@ -344,7 +344,7 @@ class Counter(_Metric):
 
         Raises:
             ValueError: ``amount`` is negative or NaN, or the exemplar is invalid.
-            TypeError: ``amount`` is not a number, or ``amount`` and ``value`` are both given.
+            TypeError: ``amount`` is not a number, or is not 1 while ``value`` is given.
             UnobservableMetricException: some labels have no value.
         """
         if exemplar is not None or value is not None:

@@ -105,8 +105,8 @@ def test_a_batch_sent_twice_is_applied_once(
         assert batch is not None
         mark = buffer.mark(batch)
         store.write(batch, buffer.worker, time.time(), mark)
-        written = store.write(batch, buffer.worker, time.time(), mark)
-        assert written.confirmed  # the retry finds the mark the first write left  # the "retry"
+        written = store.write(batch, buffer.worker, time.time(), mark)  # the "retry"
+        assert written.confirmed  # the retry finds the mark the first write left
         buffer.ack(batch, mark, written.confirmed)
     assert registry.get_sample_value("jobs_total") == 4.0
     assert registry.get_sample_value("lat_count") == 1.0

@@ -111,7 +111,7 @@ def test_a_retried_batch_is_applied_once_on_a_cluster(
         assert batch is not None
         mark = buffer.mark(batch)
         store.write(batch, buffer.worker, time.time(), mark)
-        written = store.write(batch, buffer.worker, time.time(), mark)
+        written = store.write(batch, buffer.worker, time.time(), mark)  # the "retry"
         assert written.confirmed  # the retry finds the mark the first write left
         buffer.ack(batch, mark, written.confirmed)
     assert registry.get_sample_value("retried_total") == 6.0

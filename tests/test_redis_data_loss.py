@@ -3,10 +3,12 @@
 Redis restarted without persistence, a cluster slot lost in a failover, or a
 worker pruned as dead while it was only stopped: gauges, infos and enums that
 were set once would stay missing until they change, and counters would show
-``_created 0``. The flush script reports a missing batch number and the
-heartbeat set a missing worker, and the buffer answers by sending every
-gauge-like state again (in the same flush), and every counter and histogram
-series again from 0 with a new ``_created`` (an ordinary counter reset).
+``_created 0``. Each worker's mark in
+``{prefix}:marks`` (the batch number of its last confirmed write) is found
+missing or old, or a metric's own batch numbers are, and the buffer answers
+by sending every gauge-like state again (in the same flush), and every
+counter and histogram series again from 0 with a new ``_created`` (an
+ordinary counter reset).
 """
 
 from __future__ import annotations
@@ -123,8 +125,8 @@ def test_a_worker_pruned_as_dead_while_stopped_sends_its_state_again(
     registry: CollectorRegistry,
 ) -> None:
     """A worker stopped (SIGSTOP, a debugger) for longer than ``worker_retention``: another
-    worker prunes its gauges and batch numbers. When it runs again, the heartbeat set no
-    longer lists it, and it sends everything it has again."""
+    worker prunes its gauges, batch numbers and mark. When it runs again, its mark is
+    missing, and it sends everything it has again."""
     backend = make_redis_backend(redis_server)
     metrics = Metrics(registry)
     assert backend.flush_sync()
@@ -230,22 +232,11 @@ def test_a_value_sent_again_keeps_its_time_for_mostrecent(
     g = Gauge("leader", "L", registry=registry, multiprocess_mode="mostrecent")
     g.set(1)
     assert backend.flush_sync()
-    spec = g._family.spec
-    other = ScalarSeries(g._series.labels)  # worker B, another process
-    other.set(2)
-    b = DeltaBuffer("worker-b")
-    b.track(spec, other)
-    later = time.time() + 1  # B's flush comes after A's (whatever the clock's resolution)
-    batch = b.take(later)
-    b.ack(
-        batch,
-        b.mark(batch),
-        backend._store.write(batch, b.worker, later, b.mark(batch)).confirmed,
-    )
-    assert registry.get_sample_value("leader") == 2.0
+    other_worker_sets(backend, g, 2, later_than(backend.last_flush))  # worker B, later
+    later_than(time.time())  # A's resend comes later still: only its first time can lose
     # A stopped for longer than worker_retention: B prunes it
     redis_server.client().zadd(backend._store.workers_key, {backend.worker: 1.0})
-    assert backend._store.prune([spec], 100.0) == [backend.worker]
+    assert backend._store.prune([g._family.spec], 100.0) == [backend.worker]
     assert registry.get_sample_value("leader") == 2.0  # A's flush sends its 1 again
     assert (
         redis_server.client().hget(f"{{{backend.key_prefix}|leader}}:v", f"[]\t{backend.worker}")
@@ -384,10 +375,11 @@ def test_a_takeover_keeps_the_times_of_values_that_did_not_change(
 
 
 def test_after_a_loss_everything_is_sent_again_once(
-    redis_server: RedisServer,
+    redis_server_factory: Callable[..., RedisServer],
     make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
 ) -> None:
+    redis_server = redis_server_factory()  # its own: the test empties it
     backend = make_redis_backend(redis_server)
     a = Counter("a", "A", registry=registry)
     b = Gauge("b", "B", registry=registry)

@@ -9,6 +9,7 @@ run code "during the I/O" of a flush by wrapping the store's real write.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,8 @@ from redis_server import RedisServer
 
 from apytheus import CollectorRegistry, Counter, Gauge, Histogram
 from apytheus.backends import _redis_scripts
+from apytheus.backends._buffer import DeltaBuffer
+from apytheus.backends._series import ScalarSeries
 from apytheus.backends.redis import RedisBackend
 
 
@@ -112,14 +115,17 @@ def test_a_script_cache_reload_never_deletes_twice(
     backend = make_redis_backend(server)
     c = Counter("hits", "Hits", ["path"], registry=registry)
     c.labels(path="/").inc(5)
+    c.labels(path="/other").inc(1)
     assert backend.flush_sync()
     c.remove("/")
     c.labels(path="/").inc(2)
+    c.labels(path="/other").inc(3)  # applied twice, this would make 7
     client = server.client()
     client.script_flush()
     client.script_load(_redis_scripts.FLUSH_SCRIPT)  # the mark script is missing
     assert backend.flush_sync()
     assert registry.get_sample_value("hits_total", {"path": "/"}) == 2.0
+    assert registry.get_sample_value("hits_total", {"path": "/other"}) == 4.0
 
 
 def test_a_removal_queued_before_a_backend_switch_is_sent_by_the_new_backend(
@@ -203,3 +209,37 @@ def test_a_removal_deletes_no_other_series(
         expected = None if v in ("a", "é") else 1.0
         assert registry.get_sample_value("c_total", {"k": v}) == expected, v
         assert registry.get_sample_value("g", {"k": v, "worker": backend.worker}) == expected, v
+
+
+def test_a_counter_that_another_worker_brings_back_gets_a_creation_time(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+) -> None:
+    """Worker A removes a series that worker B goes on counting: B's next delta makes the
+    series again, and its ``_created`` is the time of that flush (not 0)."""
+    backend = make_redis_backend(redis_server)
+    c = Counter("hits", "H", ["k"], registry=registry)
+    c.labels(k="a").inc(1)
+    other = ScalarSeries(c.labels(k="a")._series.labels)  # worker B's series
+    b = DeltaBuffer("worker-b")
+    b.track(c._family.spec, other)
+
+    def flush_b() -> None:
+        now = time.time()
+        batch = b.take(now)
+        mark = b.mark(batch)
+        b.ack(batch, mark, backend._store.write(batch, b.worker, now, mark).confirmed)
+
+    other.cells[0] = 5.0
+    flush_b()
+    assert backend.flush_sync()
+    c.remove("a")  # worker A
+    assert backend.flush_sync()
+    back_at = time.time()
+    other.cells[0] += 2.0  # worker B goes on
+    flush_b()
+    assert registry.get_sample_value("hits_total", {"k": "a"}) == 2.0
+    created = redis_server.client().hget(f"{{{key_prefix}|hits}}:c", '["a"]')
+    assert created is not None and float(created) >= back_at, created

@@ -149,20 +149,12 @@ class DeltaBuffer:
                 entry.sent, entry.stamp, entry.seen, entry.recreate = handed
             self._tracked.setdefault(spec, {})[series.labels] = entry
 
-    def untrack(self, spec: MetricSpec, labels: LabelSet | None) -> None:
-        """Stop sending one series, or all of ``spec`` (here only: the store keeps them)."""
-        with self._lock:
-            entries = self._tracked.get(spec)
-            if entries is not None:
-                if labels is None:
-                    entries.clear()
-                else:
-                    entries.pop(labels, None)
-
     def remove(self, spec: MetricSpec, labels: LabelSet) -> None:
         """Stop sending a series; the next batch deletes it in the store (every worker's)."""
         with self._lock:
-            self.untrack(spec, labels)
+            entries = self._tracked.get(spec)
+            if entries is not None:
+                entries.pop(labels, None)
             self._deletes[(spec.name, series_field(labels))] = spec
 
     def specs(self) -> list[MetricSpec]:
@@ -276,21 +268,22 @@ class DeltaBuffer:
         with self._lock:
             if batch is not None and self.pending is batch:
                 self.pending = None
-            if confirmed:
-                self.marked = mark.new
-                if mark.force:
-                    self._whole = False
-            if not confirmed:  # the old numbers tell nothing: the whole resend sets them anew
-                self._stored = {}
+            if not confirmed:
+                # The store lost or rolled back this worker's data: send all of it again.
+                # Per-metric numbers from before tell nothing now; this batch's hold.
+                self._stored = {o.spec.name: batch.seq for o in batch.ops} if batch else {}
+                self._whole = True
+                self._resend(None)
+                return True
+            self.marked = mark.new
+            if mark.force:
+                self._whole = False
             if batch is not None:
                 for ops in batch.ops:
                     self._stored[ops.spec.name] = batch.seq
-            if not confirmed:
-                self._whole = True
-                self._resend(None)
-            elif behind:
+            if behind:
                 self._resend(behind)
-            return not confirmed or bool(behind)
+            return bool(behind)
 
     def _resend(self, names: frozenset[str] | set[str] | None) -> None:
         """Send the state of every series of ``names`` (None: all) again."""

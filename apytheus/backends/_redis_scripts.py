@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 
 # KEYS: seq, values, created, times. ARGV: worker, seq, expected, #deletes, #incr, #set,
-# #stamped, #created, by name ('1' for a counter), then the fields: series to delete,
+# #stamped, #created, by name ('1' for a counter), now, then the fields: series to delete,
 # (field, delta), (field, value), (field, time), (field, time). Applied only if this
 # worker's last applied batch is older; the number is stored first, so a script that fails
 # half-way (a key of another type) is never applied twice.
@@ -21,7 +21,9 @@ import hashlib
 # Totals are added in Lua, in doubles as in the workers, and stored with 17 significant
 # digits, which read back as the same double (HINCRBYFLOAT prints 17 *decimals*:
 # 1.2345678901234567e-10 comes back as 1.2345679e-10, and 1e-20 as 0); a field that holds
-# no number refuses them all. Returns 0 (applied before), 1 (applied) or 2 (applied, but
+# no number refuses them all. A total that did not exist makes its series' creation time
+# ``now`` unless the batch gives one (another worker removed the series, say). Returns 0
+# (applied before), 1 (applied) or 2 (applied, but
 # the worker's last batch number here is older than ``expected``, or missing: this
 # metric's keys were lost or rolled back).
 FLUSH_SCRIPT = """
@@ -29,7 +31,7 @@ local known = redis.call('HGET', KEYS[1], ARGV[1])
 local last = tonumber(known or '0')
 if last >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local i = 10
+local i = 11
 local deletes = tonumber(ARGV[4])
 if deletes > 0 and ARGV[9] == '1' then
   for k = i, i + deletes - 1 do
@@ -46,12 +48,14 @@ elseif deletes > 0 then
   end
 end
 i = i + deletes
-local fields, totals = {}, {}
+local fields, totals, born = {}, {}, {}
 for _ = 1, tonumber(ARGV[5]) do
   local f = ARGV[i]
   local total = totals[f]
   if total == nil then
-    total = tonumber(redis.call('HGET', KEYS[2], f) or '0')
+    local old = redis.call('HGET', KEYS[2], f)
+    if not old then born[#born + 1] = string.match(f, '^[^\\t]*') end
+    total = tonumber(old or '0')
     if not total then
       return redis.error_reply('field ' .. f .. ' of ' .. KEYS[2] .. ' holds no number')
     end
@@ -64,6 +68,7 @@ for _, f in ipairs(fields) do redis.call('HSET', KEYS[2], f, string.format('%.17
 for _ = 1, tonumber(ARGV[6]) do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 for _ = 1, tonumber(ARGV[7]) do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
 for _ = 1, tonumber(ARGV[8]) do redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for _, series in ipairs(born) do redis.call('HSETNX', KEYS[3], series, ARGV[10]) end
 local expected = tonumber(ARGV[3])
 if expected and last < expected then return 2 end
 return 1

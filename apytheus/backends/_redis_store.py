@@ -1,4 +1,4 @@
-"""STORE: the Redis layout, the exactly-once flush script, one-round-trip reads.
+"""STORE: the Redis layout, the exactly-once writes (see _redis_scripts.py), one-round-trip reads.
 
 Keys carry a hash tag per metric (``{prefix|name}:v``), so everything a flush
 script touches lives in one Redis Cluster slot (``|`` is in no metric name, so
@@ -122,7 +122,7 @@ class RedisStore:
                 expected = "" if ops.expected is None else str(ops.expected)
                 by_name = "1" if ops.spec.kind == "counter" else "0"  # see FLUSH_SCRIPT
                 args: list[Any] = [worker, seq, expected, len(ops.deletes), len(ops.incr)]
-                args += [len(ops.sets), len(ops.stamped), len(ops.created), by_name]
+                args += [len(ops.sets), len(ops.stamped), len(ops.created), by_name, repr(now)]
                 args += ops.deletes
                 for f, d in ops.incr:
                     args += (f, repr(d))
