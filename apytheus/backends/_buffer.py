@@ -199,7 +199,6 @@ class DeltaBuffer:
         with self._lock:
             if self.pending is not None:
                 return self.pending
-            self._handed.clear()  # what a predecessor left and no series took back
             by_name: dict[str, MetricOps] = {}
             for (name, field), spec in self._deletes.items():
                 ops = by_name.setdefault(name, MetricOps(spec, self._stored.get(name)))
