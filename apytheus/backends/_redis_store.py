@@ -45,8 +45,8 @@ _LIVE = {"livesum", "livemax", "livemin", "livemostrecent", "liveall"}
 class Written(NamedTuple):
     """What a write found out besides applying the batch."""
 
-    refused: list[str]
-    """Metrics whose update Redis refused (a key of another type, say): dropped."""
+    refused: dict[str, str]
+    """Metrics whose update Redis refused for good, with the reason: dropped."""
     behind: set[str]
     """Metrics whose keys held an older batch number of this worker than expected, or none."""
     confirmed: bool
@@ -138,29 +138,31 @@ class RedisStore:
             keys = (self.workers_key, self.marks_key)
             mark_args = (worker, expiry, expected_mark, str(mark.new), force)
             pipe.execute_command("EVALSHA", MARK_SHA, 2, *keys, *mark_args)
-            results = pipe.execute(raise_on_error=False)
+            results = _execute(pipe)
             op_results = results[: len(ops_list)]
             behind = {o.spec.name for o, r in zip(ops_list, op_results, strict=True) if r == 2}
             errors = [r for r in results if isinstance(r, Exception)]
             if not errors:
-                return Written([], behind, results[-1] == 1)
-            # an outage, or an ACL that refuses a command: keep the batch, send it again later
-            transient = [e for e in errors if isinstance(e, TRANSIENT) or is_auth_error(e)]
-            if transient:
-                raise transient[0]
+                return Written({}, behind, results[-1] == 1)
             if attempt == 1 and any(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
                 # Redis restarted (or its scripts were flushed): load them and send the same
                 # again (every script checks what it already applied)
                 for script in SCRIPTS:
                     client.script_load(script)
                 continue
+            # Only a reason proven permanent for one metric drops its update; anything
+            # else (an outage, a full Redis, a busy script, an error nobody foresaw) keeps
+            # the whole batch, to be sent again: the metrics applied already skip it.
+            retry = [e for e in errors if permanent_reason(e) is None]
+            if retry:
+                raise retry[0]
             if isinstance(results[-1], Exception):
-                raise results[-1]  # the heartbeat and mark failed: an unexpected error
-            refused = [
-                o.spec.name
+                raise results[-1]  # the heartbeat and mark failed: nothing is confirmed
+            refused = {
+                o.spec.name: permanent_reason(r) or ""
                 for o, r in zip(ops_list, op_results, strict=True)
                 if isinstance(r, Exception)
-            ]
+            }
             return Written(refused, behind, results[-1] == 1)
         raise AssertionError("unreachable: the second attempt returns or raises")
 
@@ -180,7 +182,7 @@ class RedisStore:
             pipe.execute_command("EVALSHA", PRUNE_SHA, 3, seq, values, times, *gone)
         pipe.zrem(self.workers_key, *gone)
         pipe.hdel(self.marks_key, *gone)
-        results = pipe.execute(raise_on_error=False)
+        results = _execute(pipe)
         if retry and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
             client.script_load(PRUNE_SCRIPT)
             return self.prune(specs, before, retry=False)
@@ -198,7 +200,7 @@ class RedisStore:
             pipe.hgetall(values)
             pipe.hgetall(created if spec.kind in ("counter", "histogram", "summary") else times)
         pipe.zrangebyscore(self.workers_key, now, "+inf")
-        results = pipe.execute(raise_on_error=False)
+        results = _execute(pipe)
         # an outage, or an ACL that refuses a read: no partial answer
         errors = [r for r in results if isinstance(r, Exception)]
         transient = [e for e in errors if isinstance(e, TRANSIENT) or is_auth_error(e)]
@@ -320,6 +322,45 @@ class _Merge:
             else:
                 out.append(_scalar(labels, _combine(mode, entries), 0.0))
         return out
+
+
+def _execute(pipe: Any) -> list[Any]:
+    """Run a pipeline; an error is returned in place of its command's reply.
+
+    The errors lose their tracebacks: a traceback holds the frames that made
+    the batch, which hold the errors, and that cycle would keep every metric
+    of the batch alive until the cyclic garbage collector runs.
+    """
+    results: list[Any] = pipe.execute(raise_on_error=False)
+    for result in results:
+        if isinstance(result, BaseException):
+            result.__traceback__ = None
+    return results
+
+
+# The errors that retrying cannot cure, for one metric's keys: what they mean.
+_PERMANENT = {
+    "WRONGTYPE": "a key of another type under the key prefix",
+    "holds no number": "a field that holds no number",  # FLUSH_SCRIPT's own error
+}
+
+
+def permanent_reason(error: object) -> str | None:
+    """Why ``error`` (a script's reply) can never succeed for its metric, or None.
+
+    Only a key of another type, or a field that holds no number, is proven
+    permanent; every other error (``OOM``, ``BUSY``, ``READONLY``, a lost
+    connection, one nobody foresaw) may pass, so its batch is sent again.
+    """
+    if not isinstance(error, redis.exceptions.ResponseError) or is_auth_error(error):
+        return None
+    if isinstance(error, TRANSIENT):
+        return None
+    text = str(error)
+    for marker, reason in _PERMANENT.items():
+        if marker in text:
+            return reason
+    return None
 
 
 def _combine(mode: str, entries: list[tuple[str, bytes, float]]) -> float:

@@ -105,6 +105,7 @@ class RedisBackend:
     def _reset_health(self) -> None:
         self.flush_errors = 0
         self.dropped_updates = 0
+        self.dropped_by_reason: dict[str, int] = {}
         self.resends = 0  # times Redis had lost (or rolled back) this worker's data
         self.last_flush = 0.0
         self._last_logged = 0.0
@@ -236,21 +237,25 @@ class RedisBackend:
         if gone:
             log.info("apytheus: removed %d dead workers' data from Redis", len(gone))
 
-    def _refused(self, names: list[str], batch: Batch | None) -> None:
-        """Redis refused some metrics' updates (not an outage): drop them, say so."""
-        dropped = (
-            sum(len(o.incr) + len(o.sets) for o in batch.ops if o.spec.name in names)
-            if batch
-            else 0
-        )
-        self.dropped_updates += dropped
-        log.error(
-            "apytheus: Redis refused the updates of %s (a key of another type under "
-            "key_prefix %r?); %d updates dropped",
-            sorted(set(names)),
-            self.key_prefix,
-            dropped,
-        )
+    def _refused(self, refused: dict[str, str], batch: Batch | None) -> None:
+        """Redis refused some metrics' updates for good (not an outage): drop them, say why."""
+        for reason in sorted(set(refused.values())):
+            names = sorted(n for n, r in refused.items() if r == reason)
+            dropped = (
+                sum(len(o.incr) + len(o.sets) for o in batch.ops if o.spec.name in names)
+                if batch
+                else 0
+            )
+            self.dropped_updates += dropped
+            self.dropped_by_reason[reason] = self.dropped_by_reason.get(reason, 0) + dropped
+            log.error(
+                "apytheus: Redis refused the updates of %s for good: %s (key_prefix %r); "
+                "%d updates dropped",
+                names,
+                reason,
+                self.key_prefix,
+                dropped,
+            )
 
     def check_connection(self) -> None:
         """Connect and PING once (blocking), to catch a wrong password or ACL at startup.
@@ -355,11 +360,19 @@ class RedisBackend:
                 "so that it sent its series again.",
                 float(self.resends),
             ),
-            family(
+            MetricFamily(
                 "apytheus_redis_dropped_updates",
+                "Updates Redis refused for good, by reason (a key of another type, say); "
+                "an outage or a full Redis drops nothing.",
                 "counter",
-                "Updates Redis refused (not an outage: a key of another type, say).",
-                float(self.dropped_updates),
+                [
+                    Sample(
+                        "apytheus_redis_dropped_updates_total",
+                        LabelSet((*labels.pairs, ("reason", reason))),
+                        float(count),
+                    )
+                    for reason, count in sorted(self.dropped_by_reason.items())
+                ],
             ),
             family(
                 "apytheus_redis_buffered_fields",
