@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._labels import (
@@ -46,6 +47,11 @@ class Family:
     Handles (the public ``Counter``, ``Gauge``, … objects) are views on a
     family with some labels filled in. The family creates series, tells the
     backend about them once registered, and caches handles by label values.
+
+    Handles point to their family; the family points back to them only weakly
+    (``handles``, ``views``, ``watchers``). So dropping the last reference to a
+    metric (and its registry) frees it at once, without waiting for the cyclic
+    garbage collector, and its series stop being flushed from that moment.
     """
 
     def __init__(
@@ -104,8 +110,12 @@ class Family:
         self.overflow_pairs: LabelPairs = tuple((n, OVERFLOW) for n in names)
         self.overflowed = 0  # label sets refused because the metric was full
         self._warned = False
-        self.handles: dict[LabelPairs, Any] = {}
-        self.caches: list[dict[Any, Any]] = []
+        # by label pairs, for labels() in any form to return the same handle
+        self.handles: weakref.WeakValueDictionary[LabelPairs, Any] = weakref.WeakValueDictionary()
+        # every handle, whose label caches remove() empties
+        self.views: weakref.WeakSet[Any] = weakref.WeakSet()
+        # others' caches of this family's children: a method that empties them
+        self.watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
         self._series: dict[LabelPairs, Series] = {}
         self._backend: Backend | None = None
         self.lock = threading.RLock()
@@ -174,10 +184,17 @@ class Family:
                 series = self._series.pop(pairs, None)
                 if series is not None and self._backend is not None:
                     self._backend.detach(self.spec, series.labels)
-            gone = set(dropped)
-            self.handles = {k: h for k, h in self.handles.items() if k not in gone}
-            for cache in self.caches:
-                cache.clear()
+            for pairs in dropped:
+                self.handles.pop(pairs, None)
+            for view in list(self.views):
+                view._cache.clear()
+                view._pos_cache.clear()
+            alive = [w for w in self.watchers if w() is not None]
+            self.watchers = alive
+            for watcher in alive:
+                clear = watcher()
+                if clear is not None:
+                    clear()
 
     # -- backend ----------------------------------------------------------
     def attach(self) -> None:
@@ -216,12 +233,16 @@ class Family:
         return f"<{self.kind} {self.name}>"
 
 
-def watch_cache(metric: object, cache: dict[Any, Any]) -> None:
-    """Clear ``cache`` whenever series of ``metric`` are removed (it holds its children)."""
+def watch_cache(metric: object, clear: Callable[[], None]) -> None:
+    """Call the bound method ``clear`` whenever series of ``metric`` are removed.
+
+    For caches of the metric's children kept elsewhere. Held weakly: the
+    family never keeps their owner (and through it, itself) alive.
+    """
     family = family_of(metric)
     if family is not None:
         with family.lock:
-            family.caches.append(cache)
+            family.watchers.append(weakref.WeakMethod(clear))
 
 
 def family_of(obj: object) -> Family | None:

@@ -100,19 +100,39 @@ class Instrument:
 
 
 class Timer(Instrument):
-    """Measure elapsed seconds and hand them to ``record`` (``observe`` or ``set``)."""
+    """Measure elapsed seconds and hand them to ``metric.<method>`` (``observe`` or ``set``).
 
-    __slots__ = ("_record",)
+    After a ``with`` block, ``duration`` holds the seconds it took (as in
+    prometheus_client). ``labels(...)`` inside the block picks the labeled
+    child that the measurement goes to, for a block that learns its labels
+    as it runs.
+    """
 
-    def __init__(self, record: Callable[[float], None]) -> None:
+    __slots__ = ("_metric", "_method", "duration")
+
+    def __init__(self, metric: Any, method: str) -> None:
         super().__init__()
-        self._record = record
+        self._metric = metric
+        self._method = method
+        self.duration: float | None = None
+
+    def labels(self, *args: Any, **kwargs: Any) -> None:
+        """Send the measurement to ``metric.labels(*args, **kwargs)`` instead."""
+        self._metric = self._metric.labels(*args, **kwargs)
 
     def _start(self) -> float:
         return clock()
 
     def _stop(self, token: float, exc: BaseException | None) -> None:
-        self._record(max(clock() - token, 0.0))
+        self.duration = duration = max(clock() - token, 0.0)
+        getattr(self._metric, self._method)(duration)
+
+    def __enter__(self) -> Timer:
+        super().__enter__()
+        return self
+
+    async def __aenter__(self) -> Timer:
+        return self.__enter__()
 
 
 class InProgress(Instrument):

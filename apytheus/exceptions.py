@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "BackendUnavailable",
     "BucketException",
+    "DuplicateTimeseries",
     "InvalidBackendClassException",
     "InvalidBackendConfigException",
     "LabelValidationException",
@@ -44,3 +45,18 @@ class BucketException(PytheusException, ValueError):
 
 class BackendUnavailable(PytheusException):
     """The backend's store cannot be reached, so metrics cannot be collected now."""
+
+
+class DuplicateTimeseries(PytheusException, ValueError):
+    """A metric (or collector) exposes a name that its registry already exposes.
+
+    prometheus_client raises an exception of the same name, which
+    `apytheus.experimental.compatibility.patch_client` replaces by this one.
+
+    Attributes:
+        duplicates: the clashing names.
+    """
+
+    def __init__(self, duplicates: set[str], message: str | None = None) -> None:
+        self.duplicates = set(duplicates)
+        super().__init__(message or f"Duplicated timeseries in CollectorRegistry: {duplicates}")

@@ -50,6 +50,9 @@ MULTIPROCESS_MODES = frozenset(
 )
 
 
+_TYPED = object()  # marks a cache key that carries its values' classes
+
+
 class _Unobservable(dict[int, Any]):
     """The cells of a handle whose labels are incomplete: any record raises."""
 
@@ -96,6 +99,7 @@ class _Metric:
     """What every metric handle shares: labels, caching, registration."""
 
     __slots__ = (
+        "__weakref__",
         "_cache",
         "_cells",
         "_family",
@@ -154,7 +158,7 @@ class _Metric:
         self._labels = labels
         self._cache = {}
         self._pos_cache = {}
-        family.caches += (self._cache, self._pos_cache)
+        family.views.add(self)
         pairs = family.canonical(labels)
         if len(pairs) == len(family.label_names):
             self._series = family.series(pairs)
@@ -229,15 +233,26 @@ class _Metric:
         self, args: tuple[Any, ...], kwargs: dict[str, Any], key: Any, cache: dict[Any, Any]
     ) -> Self:
         family = self._family
-        merged = self._resolve(args, kwargs)
-        pairs = family.canonical(merged)
         single = len(args) == 1 and isinstance(args[0], Mapping)
         if single and args[0].__class__ is not dict:  # an OrderedDict, a MappingProxyType…
             key, cache = tuple(args[0].items()), self._cache
         values = args[0].values() if single else args or kwargs.values()
-        # Only all-str keys go in the fast cache: 1, 1.0 and True are equal as
-        # keys but render as different label values.
-        cacheable = all(v.__class__ is str for v in values)
+        # All-str keys go in the fast cache. 1, 1.0 and True are equal as keys but
+        # render as different label values, so other keys go in with their classes
+        # (floats never: -0.0 == 0.0 renders differently too).
+        classes = tuple(v.__class__ for v in values)
+        if all(c is str for c in classes):
+            store: Any = key
+        elif key is None or float in classes:
+            store = None
+        else:
+            store = (_TYPED, key, classes)
+            try:
+                return cache[store]  # type: ignore[no-any-return]
+            except (KeyError, TypeError):  # TypeError: unhashable (refused below)
+                pass
+        merged = self._resolve(args, kwargs)
+        pairs = family.canonical(merged)
         with family.lock:  # remove() clears the caches under the same lock
             handle = family.handles.get(pairs)
             if handle is None:
@@ -247,8 +262,8 @@ class _Metric:
                 handle = self.__class__.__new__(self.__class__)
                 handle._bind(family, merged)
                 family.handles[pairs] = handle
-            if cacheable:
-                cache[key] = handle
+            if store is not None and handle is not self:  # never in its own cache: a cycle
+                cache[store] = handle
         return handle
 
     def remove(self, *args: Any, **kwargs: Any) -> None:
@@ -374,6 +389,31 @@ class Counter(_Metric):
         if found is not None:
             self._series.exemplar = found
 
+    def reset(self) -> None:
+        """Start this series again from 0, with a new created time (prometheus_client's).
+
+        For a process whose logical job restarts without the process restarting.
+        An ``inc()`` racing with the reset on another thread counts as made
+        before it. On a shared backend this resets this worker's contribution:
+        the shared total drops by what this worker had added (Prometheus sees a
+        counter reset) and the shared ``_created`` is left as it was.
+
+        Raises:
+            UnobservableMetricException: some labels have no value.
+        """
+        series: ScalarSeries = self._check_observable()
+        family = self._family
+        with family.lock:
+            old = series.cells
+            cells: dict[int, float] = {}
+            # Handles cache the cells of their series: point every one at the new ones.
+            for view in list(family.views):
+                if view._cells is old:
+                    view._cells = cells
+            series.cells = cells
+            series.created = time.time()
+            series.exemplar = None
+
     def count_exceptions(
         self, exceptions: type[BaseException] | tuple[type[BaseException], ...] = Exception
     ) -> ExceptionCounter:
@@ -421,6 +461,7 @@ class Gauge(_Metric):
 
     __slots__ = ()
     _kind = "gauge"
+    _timed: ClassVar[str] = "set"  # what time() hands the seconds to
 
     def __init__(
         self,
@@ -531,7 +572,7 @@ class Gauge(_Metric):
     def time(self) -> Timer:
         """Set the gauge to the seconds a block or function took."""
         self._check_observable()
-        return Timer(self.set)
+        return Timer(self, self._timed)
 
     @overload
     def __call__(self, func: F) -> F: ...
@@ -550,6 +591,7 @@ class _Observed(_Metric):
 
     __slots__ = ("_bounds",)
     _bounds: tuple[float, ...]
+    _timed: ClassVar[str] = "observe"  # what time() hands the seconds to
 
     def _bind(self, family: Family, labels: dict[str, str]) -> None:
         self._bounds = family.bounds
@@ -594,7 +636,7 @@ class _Observed(_Metric):
     def time(self) -> Timer:
         """Observe the seconds a block or function took (``with``, ``async with``, decorator)."""
         self._check_observable()
-        return Timer(self.observe)
+        return Timer(self, self._timed)
 
     @overload
     def __call__(self, func: F) -> F: ...

@@ -80,9 +80,13 @@ class _Metrics:
         # labels() calls; emptied if series of these metrics are removed.
         self.children: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
         self.in_progress_by_method: dict[str, Any] = {}
-        for metric in (self.duration, self.request_size, self.response_size):
-            watch_cache(metric, self.children)
-        watch_cache(self.in_progress, self.in_progress_by_method)
+        for metric in (self.duration, self.request_size, self.response_size, self.in_progress):
+            watch_cache(metric, self.clear)
+
+    def clear(self) -> None:
+        """Forget the cached children (series of these metrics were removed)."""
+        self.children.clear()
+        self.in_progress_by_method.clear()
 
     def children_for(self, key: tuple[Any, ...], values: list[str]) -> tuple[Any, Any, Any]:
         """The three histograms' children for one label set (cached)."""
@@ -140,6 +144,9 @@ class MetricsMiddleware:
         >>> app = Starlette()
         >>> app.add_middleware(MetricsMiddleware, registry=CollectorRegistry())
     """
+
+    # a request without a body observes 0 bytes (pytheus' middleware observes nothing)
+    _observe_empty_requests = True
 
     def __init__(
         self,
@@ -231,7 +238,8 @@ class MetricsMiddleware:
                 children[0].observe(duration)
             else:
                 self._observe_with_exemplar(children[0], duration, scope)
-            children[1].observe(received)
+            if received or self._observe_empty_requests:
+                children[1].observe(received)
             children[2].observe(sent)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -303,5 +311,43 @@ def _metrics_for(
     return found
 
 
-PytheusMiddlewareASGI = MetricsMiddleware
-"""pytheus' name for the middleware."""
+class PytheusMiddlewareASGI(MetricsMiddleware):
+    """pytheus' middleware: `MetricsMiddleware` recording every request, ``/metrics`` too.
+
+    pytheus' middleware takes only the app and excludes nothing, so its users
+    see their scrapes counted; like it, it observes a request's size only when
+    the request has a body. The metric names and labels are pytheus' ones;
+    what still differs is listed in docs/migrating/pytheus.md. Every option of
+    `MetricsMiddleware` is accepted.
+
+    Examples:
+        >>> from starlette.applications import Starlette
+        >>> from apytheus import CollectorRegistry
+        >>> from apytheus.middleware import PytheusMiddlewareASGI
+        >>> app = Starlette()
+        >>> app.add_middleware(PytheusMiddlewareASGI, registry=CollectorRegistry())
+    """
+
+    _observe_empty_requests = False
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        registry: Registry | None = REGISTRY,
+        buckets: Sequence[float] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        excluded_paths: Iterable[str] = (),
+        group_status_codes: bool = False,
+        extra_labels: Callable[[Scope], Mapping[str, str]] | None = None,
+        extra_label_names: Sequence[str] = (),
+        exemplar: Callable[[Scope], Mapping[str, str] | None] | None = None,
+    ) -> None:
+        super().__init__(
+            app,
+            registry,
+            buckets,
+            excluded_paths,
+            group_status_codes,
+            extra_labels,
+            extra_label_names,
+            exemplar,
+        )

@@ -7,13 +7,20 @@ swaps what every default-registered metric and ``generate_metrics()`` use.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from ._family import family_of
 from ._labels import check_metric_name
+from .exceptions import DuplicateTimeseries
 
-__all__ = ["CollectorRegistry", "CollectorRegistryProxy", "REGISTRY", "Registry"]
+__all__ = [
+    "CollectorRegistry",
+    "CollectorRegistryProxy",
+    "REGISTRY",
+    "Registry",
+    "RestrictedRegistry",
+]
 
 
 @runtime_checkable
@@ -73,8 +80,9 @@ class CollectorRegistry:
         """Add a metric (or a custom collector with a ``collect()`` method).
 
         Raises:
-            ValueError: a registered metric already exposes one of its names,
-                or the collector is registered already.
+            DuplicateTimeseries: a registered metric already exposes one of its
+                names (a `ValueError`).
+            ValueError: the collector is registered already.
         """
         family = family_of(collector)
         item = family if family is not None else collector
@@ -86,9 +94,10 @@ class CollectorRegistry:
             names = family.sample_names(self._prefix) if family is not None else []
             taken = [n for n in names if n in self._names]
             if taken:
-                raise ValueError(
+                raise DuplicateTimeseries(
+                    set(taken),
                     f"duplicate metric: {taken[0]!r} is already exposed by "
-                    f"{self._names[taken[0]]!r}; metric names must be unique in a registry"
+                    f"{self._names[taken[0]]!r}; metric names must be unique in a registry",
                 )
             self._collectors[id(item)] = item
             for n in names:
@@ -110,6 +119,24 @@ class CollectorRegistry:
         """The registered families and custom collectors, in registration order."""
         with self._lock:
             return list(self._collectors.values())
+
+    def restricted_registry(self, names: Iterable[str]) -> RestrictedRegistry:
+        """A view that exposes only the metrics with one of these sample names.
+
+        What prometheus_client's ``MetricsHandler`` calls for ``?name[]=``;
+        render it like any registry.
+
+        Examples:
+            >>> from apytheus import CollectorRegistry, Counter, Gauge, generate_metrics
+            >>> registry = CollectorRegistry()
+            >>> Counter("done", "Done", registry=registry).inc()
+            >>> Gauge("busy", "Busy", registry=registry).set(2)
+            >>> print(generate_metrics(registry.restricted_registry(["busy"])), end="")
+            # HELP busy Busy
+            # TYPE busy gauge
+            busy 2.0
+        """
+        return RestrictedRegistry(names, self)
 
     def get_sample_value(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
         """The value of one sample, or None (for tests; collects everything).
@@ -168,6 +195,10 @@ class CollectorRegistryProxy:
         """Collect from the current registry."""
         return self._registry.collect()
 
+    def restricted_registry(self, names: Iterable[str]) -> RestrictedRegistry:
+        """See `CollectorRegistry.restricted_registry`."""
+        return RestrictedRegistry(names, self)
+
     def get_sample_value(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
         """See `CollectorRegistry.get_sample_value`."""
         getter = getattr(self._registry, "get_sample_value", None)
@@ -175,6 +206,41 @@ class CollectorRegistryProxy:
 
     def __repr__(self) -> str:
         return f"CollectorRegistryProxy({self._registry!r})"
+
+
+class RestrictedRegistry:
+    """A registry seen through a filter: only metrics exposing one of ``names``.
+
+    Made by `CollectorRegistry.restricted_registry`. Rendering it renders the
+    registry behind it, filtered as ``generate_metrics(registry, names=...)``
+    would; registering goes to that registry.
+    """
+
+    def __init__(self, names: Iterable[str], registry: Registry) -> None:
+        if isinstance(names, str):
+            names = (names,)
+        self.names = frozenset(names)
+        self.registry = registry
+
+    @property
+    def prefix(self) -> str | None:
+        """The prefix of the registry behind it."""
+        return self.registry.prefix
+
+    def register(self, collector: Any) -> None:
+        """Register on the registry behind it."""
+        self.registry.register(collector)
+
+    def unregister(self, collector: Any) -> None:
+        """Unregister from the registry behind it."""
+        self.registry.unregister(collector)
+
+    def collect(self) -> list[Any]:
+        """What the registry behind it holds (the filter applies when rendering)."""
+        return self.registry.collect()
+
+    def __repr__(self) -> str:
+        return f"RestrictedRegistry({sorted(self.names)!r}, {self.registry!r})"
 
 
 REGISTRY = CollectorRegistryProxy()

@@ -136,3 +136,23 @@ def test_environment_variables_select_the_backend_at_import(tmp_path: Path) -> N
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "InProcessBackend"
+
+
+def test_pytheus_base_module_path_selects_the_in_process_backend() -> None:
+    """pytheus' README: ``PYTHEUS_BACKEND_CLASS=pytheus.backends.base.SingleProcessBackend``."""
+    from apytheus.backends.base import get_backend_class
+    from apytheus.backends.base import load_backend as base_load_backend
+
+    backend = base_load_backend("apytheus.backends.base.SingleProcessBackend")
+    assert isinstance(backend, InProcessBackend)
+    assert get_backend_class() is InProcessBackend
+    env = {
+        **os.environ,
+        "PYTHEUS_BACKEND_CLASS": "apytheus.backends.base.SingleProcessBackend",
+        "PYTHEUS_BACKEND_CONFIG": "{}",
+    }
+    code = "import apytheus.backends as b; print(type(b.get_backend()).__name__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "InProcessBackend"

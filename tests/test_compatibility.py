@@ -822,6 +822,107 @@ def test_an_invalid_family_from_a_collector_is_counted_and_the_rest_served(
     assert 'apytheus_collector_errors_total{collector="Broken"} 1.0' in text
 
 
+# -- gaps found by running prometheus_client's own test suite -----------------------
+def serve_handler(handler: Any) -> tuple[http.server.HTTPServer, str]:
+    """prometheus_client's ``MetricsHandler`` (or a factory's class) on a free port."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/"
+
+
+@pytest.mark.parametrize("own_registry", [False, True])
+def test_metrics_handler_filters_by_name_through_restricted_registry(
+    patched: Any, own_registry: bool
+) -> None:
+    """``?name[]=`` makes the handler call ``restricted_registry``: only those are served."""
+    registry = prometheus_client.CollectorRegistry() if own_registry else prometheus_client.REGISTRY
+    prometheus_client.Counter("wanted", "Wanted", registry=registry).inc()
+    prometheus_client.Gauge("other", "Other", registry=registry).set(1)
+    handler = (
+        prometheus_client.MetricsHandler.factory(registry)
+        if own_registry
+        else prometheus_client.MetricsHandler
+    )
+    server, url = serve_handler(handler)
+    try:
+        body, _ = get(url + "?name[]=wanted_total")
+        full, _ = get(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "wanted_total 1.0" in body and "other" not in body
+    assert "wanted_total 1.0" in full and "other 1.0" in full
+
+
+def test_restricted_registry_is_rendered_by_generate_latest(patched: Any) -> None:
+    registry = prometheus_client.CollectorRegistry()
+    prometheus_client.Counter("a", "A", registry=registry).inc()
+    prometheus_client.Counter("b", "B", registry=registry).inc(2)
+    text = prometheus_client.generate_latest(registry.restricted_registry(["b_total"])).decode()
+    assert text == "# HELP b_total B\n# TYPE b_total counter\nb_total 2.0\n"
+
+
+def test_timer_duration_and_labels_inside_the_block(patched: Any) -> None:
+    registry = prometheus_client.CollectorRegistry()
+    g = prometheus_client.Gauge("g", "G", ["l"], registry=registry)
+    h = prometheus_client.Histogram("h", "H", ["l"], registry=registry)
+    with g.time() as t:
+        t.labels("foo")
+    with h.time() as u:
+        u.labels(l="bar")
+    assert t.duration is not None and t.duration >= 0
+    assert registry.get_sample_value("g", {"l": "foo"}) == t.duration
+    assert registry.get_sample_value("h_sum", {"l": "bar"}) == u.duration
+    assert registry.get_sample_value("h_count", {"l": "bar"}) == 1.0
+
+
+def test_a_timer_whose_labels_stay_missing_raises_at_the_end_of_the_block(patched: Any) -> None:
+    registry = prometheus_client.CollectorRegistry()
+    g = prometheus_client.Gauge("g", "G", ["l"], registry=registry)
+    with pytest.raises(ValueError, match="have no value"), g.time():
+        pass
+    assert registry.get_sample_value("g", {"l": "foo"}) is None
+
+
+def test_remove_turns_values_into_text_as_labels_does(patched: Any) -> None:
+    registry = prometheus_client.CollectorRegistry()
+    c = prometheus_client.Counter("c", "C", ["a", "b"], registry=registry)
+    c.labels(None, 1).inc()
+    c.labels("x", 2.5).inc()
+    assert registry.get_sample_value("c_total", {"a": "None", "b": "1"}) == 1.0
+    c.remove(None, 1)
+    c.remove("x", 2.5)
+    assert registry.get_sample_value("c_total", {"a": "None", "b": "1"}) is None
+    assert registry.get_sample_value("c_total", {"a": "x", "b": "2.5"}) is None
+
+
+def test_duplicate_registration_raises_duplicate_timeseries(patched: Any) -> None:
+    from prometheus_client.core import DuplicateTimeseries as CoreDuplicate
+    from prometheus_client.registry import DuplicateTimeseries
+
+    registry = prometheus_client.CollectorRegistry()
+    prometheus_client.Counter("twice", "T", registry=registry)
+    with pytest.raises(DuplicateTimeseries) as caught:
+        prometheus_client.Gauge("twice_total", "T", registry=registry)
+    assert isinstance(caught.value, CoreDuplicate) and isinstance(caught.value, ValueError)
+    assert caught.value is not None and "twice_total" in caught.value.duplicates
+    assert DuplicateTimeseries is apytheus.exceptions.DuplicateTimeseries
+
+
+def test_counter_reset_restarts_the_value_and_the_created_time(patched: Any) -> None:
+    registry = prometheus_client.CollectorRegistry()
+    c = prometheus_client.Counter("resets", "R", registry=registry)
+    c.inc(5)
+    before = registry.get_sample_value("resets_created")
+    time.sleep(0.01)  # the created time must move on (the clock's resolution)
+    c.reset()
+    assert registry.get_sample_value("resets_total") == 0.0
+    after = registry.get_sample_value("resets_created")
+    assert before is not None and after is not None and after > before
+    c.inc(2)
+    assert registry.get_sample_value("resets_total") == 2.0
+
+
 # -- patching and unpatching ---------------------------------------------------------
 def test_patch_reaches_the_submodules_users_import_from(patched: Any) -> None:
     import prometheus_client.core as core

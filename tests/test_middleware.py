@@ -236,3 +236,36 @@ async def test_exemplars_from_the_request_show_in_openmetrics(
     assert '# {trace_id="abc123"}' in text
     assert count(registry, method="GET", route="/items/{item_id}", status_code="200") == 3.0
     assert caplog.text.count("exemplar function failed") == 1
+
+
+async def test_pytheus_middleware_counts_every_request_metrics_included() -> None:
+    """The blog post's sample: the second visit to /metrics shows the first one."""
+    from fastapi.responses import PlainTextResponse as FastAPIText
+
+    from apytheus.exposition import generate_metrics
+
+    app = FastAPI()
+    app.add_middleware(PytheusMiddlewareASGI)
+
+    @app.get("/metrics", response_class=FastAPIText)
+    def pytheus_metrics() -> str:
+        return generate_metrics()
+
+    async with client(app) as c:
+        await c.get("/metrics")
+        text = (await c.get("/metrics")).text
+    labels = '{method="GET",route="/metrics",status_code="200"}'
+    assert f"http_request_duration_seconds_count{labels} 1.0" in text
+    assert f"http_response_size_bytes_count{labels} 1.0" in text
+    # as in pytheus, a request without a body has no size observed
+    assert f"http_request_size_bytes_count{labels} 0.0" in text
+
+
+async def test_metrics_middleware_still_leaves_metrics_out_by_default(
+    registry: CollectorRegistry,
+) -> None:
+    async with client(starlette_app(registry)) as c:
+        await c.get("/metrics")
+        await c.get("/items/1")
+    assert count(registry, method="GET", route="/metrics", status_code="200") is None
+    assert count(registry, method="GET", route="/items/{item_id}", status_code="200") == 1.0

@@ -292,3 +292,33 @@ def test_a_summary_refuses_exemplars(registry: CollectorRegistry) -> None:
     with pytest.raises(ValueError, match="no exemplars on summaries"):
         s.observe(1, exemplar={"trace_id": "abc"})
     assert value(registry, "s_count") == 0.0
+
+
+async def test_a_timer_keeps_the_duration_it_observed(registry: CollectorRegistry) -> None:
+    h = Histogram("h", "H", registry=registry)
+    g = Gauge("g", "G", registry=registry)
+    with h.time() as t:
+        pass
+    async with g.time() as u:
+        pass
+    assert t.duration is not None and value(registry, "h_sum") == t.duration
+    assert u.duration is not None and value(registry, "g") == u.duration
+
+
+def test_counter_reset_restarts_from_zero_with_a_new_created_time(
+    registry: CollectorRegistry,
+) -> None:
+    c = Counter("jobs", "Jobs", ["q"], registry=registry)
+    child = c.labels(q="a")
+    child.inc(5)
+    c.labels(q="b").inc(1)
+    created = value(registry, "jobs_created", q="a")
+    time.sleep(0.01)  # the created time must move on (the clock's resolution)
+    c.labels(q="a").reset()
+    assert value(registry, "jobs_total", q="a") == 0.0
+    assert value(registry, "jobs_total", q="b") == 1.0  # other series keep theirs
+    new_created = value(registry, "jobs_created", q="a")
+    assert created is not None and new_created is not None and new_created > created
+    child.inc(2)  # a handle made before the reset records into the new value
+    c.labels({"q": "a"}).inc(1)
+    assert value(registry, "jobs_total", q="a") == 3.0

@@ -181,3 +181,28 @@ def test_failures_in_the_default_registry_are_reported_through_the_proxy(
     assert 'apytheus_collector_errors_total{collector="broken"} 2.0' in generate_metrics(
         default_registry
     )
+
+
+def test_a_clash_raises_duplicate_timeseries_naming_the_names(registry: CollectorRegistry) -> None:
+    from apytheus.exceptions import DuplicateTimeseries
+
+    Counter("jobs", "Jobs", registry=registry)
+    with pytest.raises(DuplicateTimeseries) as caught:
+        Gauge("jobs_total", "Jobs", registry=registry)
+    assert isinstance(caught.value, ValueError)
+    assert caught.value.duplicates == {"jobs_total"}
+
+
+async def test_a_restricted_registry_renders_only_the_named_metrics(
+    registry: CollectorRegistry,
+) -> None:
+    Counter("wanted", "Wanted", registry=registry).inc()
+    Gauge("other", "Other", registry=registry).set(1)
+    view = registry.restricted_registry(["wanted_total"])
+    for text in (generate_metrics(view), await agenerate_metrics(view)):
+        assert "wanted_total 1.0" in text and "other" not in text
+    # names given to the call narrow the view further
+    assert generate_metrics(view, names=["other"]) == ""
+    # the proxy hands out views of the registry behind it
+    REGISTRY.set_registry(registry)
+    assert "other 1.0" in generate_metrics(REGISTRY.restricted_registry(["other"]))

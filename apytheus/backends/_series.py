@@ -8,9 +8,10 @@ keeps each item consistent, and the slot still has a single writer). Readers
 sum the slots. A lock per operation would cost more than the whole
 increment does this way (see docs/benchmarks.md).
 
-A counter's cells only grow, so a flusher that remembers what it last sent
-can compute exact deltas (see the Redis backend), and a process forked
-mid-run simply takes the totals as its new baseline. A gauge's ``set``
+A counter's cells only grow (until ``Counter.reset()`` replaces them), so a
+flusher that remembers what it last sent can compute exact deltas (see the
+Redis backend), and a process forked mid-run simply takes the totals as its
+new baseline. A gauge's ``set``
 starts new cells (see ScalarSeries); gauges are flushed as values, not deltas.
 """
 
@@ -38,8 +39,9 @@ class ScalarSeries:
     slot 0 (no thread has ident 0). That single store is atomic: an ``inc``
     that fetched the old dict lands in it and is forgotten, as if it came just
     before the ``set``. Nothing added before a ``set`` survives it, not even
-    its rounding (``inc(inf)`` then ``set(5)`` is 5, not NaN). Counters never
-    replace their cells, which only grow (the Redis buffer relies on that).
+    its rounding (``inc(inf)`` then ``set(5)`` is 5, not NaN). A counter's cells
+    only grow; ``Counter.reset()`` replaces them the same way (the Redis buffer
+    then sends a negative delta: this worker's contribution restarts from 0).
     """
 
     __slots__ = ("cells", "created", "exemplar", "function", "labels")

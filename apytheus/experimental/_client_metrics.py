@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import metrics as base
 from .. import registry as base_registry
-from .._instrument import ExceptionCounter
+from .._instrument import ExceptionCounter, Timer
 from ..registry import REGISTRY, Registry
 
 if TYPE_CHECKING:
@@ -47,6 +47,10 @@ def as_registry(registry: object) -> Registry:
         return REGISTRY
     if isinstance(registry, Registry):
         return registry
+    behind, names = getattr(registry, "_registry", None), getattr(registry, "_name_set", None)
+    if any(behind is r for r in CLIENT_DEFAULTS) and isinstance(names, (set, frozenset)):
+        # prometheus_client's restricted_registry() of its default registry (``?name[]=``)
+        return base_registry.RestrictedRegistry(names, REGISTRY)
     if callable(getattr(registry, "collect", None)):
         wrapper = base_registry.CollectorRegistry()
         wrapper.register(registry)
@@ -146,6 +150,22 @@ class _ClientLabels:
         args, kwargs = _texts(labelvalues, labelkwargs)
         return super().labels(*args, **kwargs)  # type: ignore[misc, no-any-return]
 
+    def remove(self, *labelvalues: object, **labelkwargs: object) -> None:
+        """Stop exposing the series of these label values (turned into text as ``labels``)."""
+        args, kwargs = _texts(labelvalues, labelkwargs)
+        super().remove(*args, **kwargs)  # type: ignore[misc]
+
+
+class _ClientTimer:
+    """``time()`` as prometheus_client's: labels may come inside the block."""
+
+    __slots__ = ()
+    _timed: str
+
+    def time(self) -> Timer:
+        """Time a block; ``t.labels(...)`` inside it picks the child (checked at the end)."""
+        return Timer(self, self._timed)
+
 
 class Counter(_ClientLabels, base.Counter):
     """prometheus_client's ``Counter`` signature over apytheus' `Counter`."""
@@ -172,7 +192,7 @@ class Counter(_ClientLabels, base.Counter):
         return super().count_exceptions(exception)
 
 
-class Gauge(_ClientLabels, base.Gauge):
+class Gauge(_ClientLabels, _ClientTimer, base.Gauge):
     """prometheus_client's ``Gauge`` signature over apytheus' `Gauge`.
 
     ``multiprocess_mode`` takes prometheus_client's modes, which apytheus has
@@ -219,7 +239,7 @@ def _client_buckets(buckets: Iterable[float | str]) -> list[float]:
     return bounds
 
 
-class Histogram(_ClientLabels, base.Histogram):
+class Histogram(_ClientLabels, _ClientTimer, base.Histogram):
     """prometheus_client's ``Histogram`` signature (and default buckets) over apytheus'."""
 
     __slots__ = ()
@@ -245,7 +265,7 @@ class Histogram(_ClientLabels, base.Histogram):
         )
 
 
-class Summary(_ClientLabels, base.Summary):
+class Summary(_ClientLabels, _ClientTimer, base.Summary):
     """prometheus_client's ``Summary`` signature over apytheus' `Summary` (no quantiles)."""
 
     __slots__ = ()

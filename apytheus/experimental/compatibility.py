@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from .. import collectors
+from ..exceptions import DuplicateTimeseries
 from ..exposition import PROMETHEUS_CONTENT_TYPE
 from ..registry import REGISTRY, Registry
 from . import _client_exposition as expose
@@ -38,6 +39,7 @@ _REPLACEMENTS: dict[str, object] = {
     "CONTENT_TYPE_LATEST": PROMETHEUS_CONTENT_TYPE,
     "CollectorRegistry": make.CollectorRegistry,
     "Counter": make.Counter,
+    "DuplicateTimeseries": DuplicateTimeseries,
     "Enum": make.Enum,
     "GCCollector": collectors.GCCollector,
     "Gauge": make.Gauge,
@@ -112,7 +114,7 @@ def patch_client(client: ModuleType, *, default_collectors: bool = True) -> None
     ``exposition``, ``asgi`` and ``multiprocess``, each of these names that
     the module has is replaced: ``Counter``, ``Gauge``, ``Histogram``,
     ``Summary``, ``Info``, ``Enum``, ``CollectorRegistry``, ``REGISTRY``,
-    ``generate_latest`` (returns bytes), ``CONTENT_TYPE_LATEST``,
+    ``generate_latest`` (returns bytes), ``CONTENT_TYPE_LATEST``, ``DuplicateTimeseries``,
     ``start_http_server``, ``start_wsgi_server``, ``make_wsgi_app``,
     ``make_asgi_app``, ``write_to_textfile``, ``push_to_gateway``,
     ``pushadd_to_gateway``, ``delete_from_gateway``, ``ProcessCollector``,
