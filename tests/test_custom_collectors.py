@@ -101,9 +101,7 @@ async def test_the_async_scrape_leaves_the_clash_out_too(registry: CollectorRegi
     transport = httpx.ASGITransport(app=make_asgi_app(registry))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         text = (await client.get("/metrics")).text
-        om = (
-            await client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
-        ).text
+        om = (await client.get("/metrics", headers={"Accept": "application/openmetrics-text"})).text
     assert family_names(text, False).count("jobs") == 1
     assert family_names(om, True).count("jobs") == 1
 
