@@ -119,6 +119,43 @@ def test_a_metric_whose_keys_were_lost_is_sent_again_when_it_changes(
     assert metrics.gauge_likes()[3:] == EXPECTED[3:]  # the other metrics were not touched
 
 
+def test_lost_keys_are_still_noticed_when_the_same_flush_failed_for_another_metric(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+) -> None:
+    """The flush that reveals one metric's lost keys fails for another (an ACL, an OOM):
+    the retry finds that metric applied already, yet its series must still come back."""
+    admin = redis_server.client()
+    user = f"u{key_prefix.replace('-', '')}"
+    admin.acl_setuser(user, enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all"])
+    try:
+        host_port = redis_server.url.split("//", 1)[1]
+        backend = make_redis_backend(redis_server, url=f"redis://{user}:pw@{host_port}")
+        temperature = Gauge("temp", "T", ["room"], registry=registry)
+        other = Counter("other", "O", registry=registry)
+        temperature.labels(room="a").set(21.5)
+        temperature.labels(room="b").set(19)
+        other.inc()
+        assert backend.flush_sync()
+        assert admin.delete(*[f"{{{key_prefix}|temp}}:{p}" for p in ("seq", "v", "t")]) == 3
+        # the other metric's keys become unwritable: its script fails, the batch is retried
+        admin.acl_setuser(
+            user, reset_keys=True, keys=[f"{{{key_prefix}|temp}}*", f"{{{key_prefix}}}:*"]
+        )
+        temperature.labels(room="b").set(18)
+        other.inc()
+        assert not backend.flush_sync()
+        admin.acl_setuser(user, keys=["*"])
+        assert backend.flush_sync()
+        assert registry.get_sample_value("temp", {"room": "a"}) == 21.5  # sent again
+        assert registry.get_sample_value("temp", {"room": "b"}) == 18.0
+        assert registry.get_sample_value("other_total") == 2.0
+    finally:
+        admin.acl_deluser(user)
+
+
 def test_a_worker_pruned_as_dead_while_stopped_sends_its_state_again(
     redis_server: RedisServer,
     make_redis_backend: Callable[..., RedisBackend],

@@ -66,6 +66,9 @@ class RedisStore:
         self._client_lock = threading.Lock()
         self.key_prefix = key_prefix
         self.heartbeat_ttl = heartbeat_ttl
+        # Metrics found behind (their keys lost) by a write that then failed: the retry
+        # of the same batch finds them applied, so it could not tell.
+        self._behind: set[str] = set()
         self.workers_key = f"{{{key_prefix}}}:workers"
         self.marks_key = f"{{{key_prefix}}}:marks"
         # field -> LabelSet per metric, rebuilt by every read (so it never outgrows Redis)
@@ -86,6 +89,7 @@ class RedisStore:
 
     def reset(self) -> None:
         """Forget the client without closing it (after fork: it is the parent's)."""
+        self._behind = set()
         self._client = None
         self._client_lock = threading.Lock()
 
@@ -141,8 +145,10 @@ class RedisStore:
             results = _execute(pipe)
             op_results = results[: len(ops_list)]
             behind = {o.spec.name for o, r in zip(ops_list, op_results, strict=True) if r == 2}
+            self._behind |= behind
             errors = [r for r in results if isinstance(r, Exception)]
             if not errors:
+                behind, self._behind = self._behind, set()
                 return Written({}, behind, results[-1] == 1)
             if attempt == 1 and any(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
                 # Redis restarted (or its scripts were flushed): load them and send the same
@@ -163,6 +169,7 @@ class RedisStore:
                 for o, r in zip(ops_list, op_results, strict=True)
                 if isinstance(r, Exception)
             }
+            behind, self._behind = self._behind, set()
             return Written(refused, behind, results[-1] == 1)
         raise AssertionError("unreachable: the second attempt returns or raises")
 
