@@ -8,8 +8,9 @@ prometheus_client-style (``from apytheus import Counter``) imports work.
 
 from __future__ import annotations
 
-from ._lifespan import lifespan as lifespan
+from ._public import publish
 from .backends import load_backend as load_backend
+from .backends._current import lifespan as lifespan
 from .exposition import OPENMETRICS_CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE
 from .exposition import PROMETHEUS_CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
 from .exposition import agenerate_metrics as agenerate_metrics
@@ -58,8 +59,11 @@ __all__ = [
     "write_to_textfile",
 ]
 
+
 __version__ = "0.1.0.dev0"
 
 # As in pytheus: APYTHEUS_BACKEND_CLASS / _CONFIG select the backend at import
 # (no I/O happens here; backends connect on first use).
 load_backend()
+
+publish(globals())

@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 from aiohttp import hdrs, payload, web
 from aiohttp.typedefs import Handler, Middleware
 
-from ._instrument import clock
-from ._lifespan import lifespan
+from ._record.timers import clock
+from .backends._current import lifespan
 from .exceptions import BackendUnavailable
 from .exposition import agenerate_metrics, choose_format
 from .metrics import DEFAULT_BUCKETS, Gauge, Histogram

@@ -19,7 +19,7 @@ from typing import Any
 
 from ._labels import EMPTY_LABELS, LabelSet, check_metric_name
 from ._samples import MetricFamily, Sample
-from .backends import get_backend
+from .backends import SupportsWorker, get_backend
 from .metrics import CustomCollector
 from .registry import REGISTRY, Registry
 
@@ -44,7 +44,8 @@ def _worker(enabled: bool | None) -> str | None:
     """The ``worker`` label's value, or None when the samples get no such label."""
     if enabled is False:
         return None
-    worker = getattr(get_backend(), "worker", None)
+    backend = get_backend()
+    worker = backend.worker if isinstance(backend, SupportsWorker) else None
     if worker is not None:
         return str(worker)
     # asked for explicitly on a backend without worker ids: name the process

@@ -1,32 +1,39 @@
 """RECORD: Counter, Gauge, Histogram, Summary, Info, Enum and custom collectors.
 
-A metric object is a *handle*: the metric itself, or a view on it with some
-labels filled in (``labels()`` returns one). Recording on a handle whose
-labels are complete writes into the series' per-thread cell: no lock, no
-I/O, no await, on every backend.
+A metric object is a *handle* (see ``apytheus._record.handle``): the metric
+itself, or a view on it with some labels filled in (``labels()`` returns
+one). Recording on a handle whose labels are complete writes into the
+series' per-thread cell: no lock, no I/O, no await, on every backend. The
+record methods below check their value inline, with one class test for the
+common case, and call `number` only for anything else: they are the hot path.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import reprlib
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from threading import get_ident
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
-from ._family import Family
-from ._instrument import ExceptionCounter, InProgress, Timer
-from ._labels import LabelSet, check_label_dict, check_label_names, label_value
-from .backends import Backend, get_backend
-from .backends._series import Exemplar, InfoSeries, ScalarSeries
-from .exceptions import BucketException, LabelValidationException, UnobservableMetricException
+from ._labels import check_label_dict, check_label_names
+from ._public import publish
+from ._record.family import Family
+from ._record.handle import Handle
+from ._record.timers import ExceptionCounter, InProgress, Timer
+from ._record.values import (
+    DEFAULT_BUCKETS,
+    MULTIPROCESS_MODES,
+    check_buckets,
+    either,
+    exemplar_of,
+    number,
+)
+from .backends._series import InfoSeries, ScalarSeries
+from .exceptions import LabelValidationException
 from .registry import REGISTRY, Registry
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
 
 __all__ = [
     "Counter",
@@ -39,86 +46,14 @@ __all__ = [
     "Summary",
 ]
 
+
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-"""Histogram upper bounds (seconds) used when none are given; ``+Inf`` is added."""
 
-MULTIPROCESS_MODES = frozenset(
-    {"sum", "livesum", "max", "livemax", "min", "livemin"}
-    | {"mostrecent", "livemostrecent", "all", "liveall"}
-)
+class _Metric(Handle):
+    """A metric as created: registers its family, and binds itself to it."""
 
-
-_TYPED = object()  # marks a cache key that carries its values' classes
-
-
-class _Unobservable(dict[int, Any]):
-    """The cells of a handle whose labels are incomplete: any record raises."""
-
-    __slots__ = ("_message",)
-
-    def __init__(self, message: str) -> None:
-        super().__init__()
-        self._message = message
-
-    def __missing__(self, key: int) -> Any:
-        raise UnobservableMetricException(self._message)
-
-
-def _number(value: object, what: str) -> float:
-    """Slow path of value checks: real numbers but bool become floats, else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        shown = reprlib.repr(value)
-        raise TypeError(f"{what} must be a number, not {type(value).__name__} ({shown})")
-    try:
-        return float(value)
-    except OverflowError:
-        size = f"a {value.bit_length()}-bit int" if isinstance(value, int) else reprlib.repr(value)
-        raise ValueError(f"{what} is too large for a float ({size})") from None
-
-
-def _either(amount: float, value: float) -> float:
-    """``value=`` (pytheus' name) given: the amount, unless ``amount`` was given too."""
-    if amount.__class__ in (int, float) and amount == 1:  # 1 is the default: not given
-        return value
-    raise TypeError(f"give the amount or value=, not both (got {amount!r} and value={value!r})")
-
-
-def _exemplar(labels: object, value: float) -> Exemplar:
-    if not isinstance(labels, Mapping):
-        raise TypeError("exemplar must be a dict of label names to string values")
-    names = check_label_names(labels)
-    pairs = tuple(sorted(check_label_dict(labels, names, "exemplar").items()))
-    if sum(len(k) + len(v) for k, v in pairs) > 128:
-        raise ValueError("exemplar labels may hold at most 128 characters (OpenMetrics)")
-    return Exemplar(LabelSet(pairs), value, time.time())
-
-
-class _Metric:
-    """What every metric handle shares: labels, caching, registration."""
-
-    __slots__ = (
-        "__weakref__",
-        "_cache",
-        "_cells",
-        "_family",
-        "_labels",
-        "_pos_cache",
-        "_series",
-        "description",
-        "name",
-    )
-
-    _kind: ClassVar[str] = "unknown"
-    _reserved: ClassVar[tuple[str, ...]] = ()
-
-    _family: Family
-    _labels: dict[str, str]
-    _series: Any
-    _cells: dict[int, Any]
-    _cache: dict[Any, Any]
-    _pos_cache: dict[Any, Any]
+    __slots__ = ()
 
     def __init__(
         self,
@@ -130,186 +65,36 @@ class _Metric:
         *,
         max_series: int | None = None,
     ) -> None:
-        self._init_family(
-            Family(
-                name,
-                description,
-                self._kind,
-                required_labels,
-                default_labels,
-                registry,
-                reserved=self._reserved,
-                max_series=max_series,
-            ),
+        self._setup(name, description, required_labels, default_labels, registry, max_series)
+
+    def _setup(
+        self,
+        name: str,
+        description: str,
+        required_labels: Sequence[str] | None,
+        default_labels: Mapping[str, str] | None,
+        registry: Registry | None,
+        max_series: int | None,
+        **options: Any,
+    ) -> None:
+        """Make the family (name, labels and ``options`` checked) and register it."""
+        family = Family(
+            self._exposed_name(name),
+            description,
+            self._kind,
+            required_labels,
+            default_labels,
             registry,
+            reserved=options.pop("reserved", self._reserved),
+            max_series=max_series,
+            **options,
         )
+        self._init_family(family, registry)
 
-    def _init_family(self, family: Family, registry: Registry | None) -> None:
-        self._bind(family, {})
-        if family.label_names and len(family.defaults) == len(family.label_names):
-            family.handles[family.canonical({})] = self
-        if registry is not None:
-            registry.register(self)
-
-    def _bind(self, family: Family, labels: dict[str, str]) -> None:
-        self._family = family
-        self.name = family.name
-        self.description = family.documentation
-        self._labels = labels
-        self._cache = {}
-        self._pos_cache = {}
-        family.views.add(self)
-        pairs = family.canonical(labels)
-        if len(pairs) == len(family.label_names):
-            self._series = family.series(pairs)
-            self._cells = self._series.cells if hasattr(self._series, "cells") else {}
-        else:
-            missing = [n for n in family.label_names if n not in dict(pairs)]
-            self._series = None
-            self._cells = _Unobservable(
-                f"metric {family.name!r} cannot be observed: labels {missing} have no value; "
-                f"call .labels({', '.join(f'{n}=...' for n in missing)}) first"
-            )
-
-    # -- labels -----------------------------------------------------------
-    def labels(self, *args: Any, **kwargs: Any) -> Self:
-        """Return the handle with more labels filled in (cached).
-
-        Takes a dict (pytheus), keyword arguments, or values in declared
-        order (prometheus_client). Labels not given keep their default. The
-        result can be stored and observed once every label has a value;
-        until then it takes the rest with another ``labels()`` call.
-
-        Raises:
-            LabelValidationException: unknown label names, a mix of forms,
-                or a wrong number of positional values.
-
-        Examples:
-            >>> from apytheus import CollectorRegistry, Counter
-            >>> c = Counter("hits", "Hits", ["path", "method"], registry=CollectorRegistry())
-            >>> get = c.labels(method="GET")       # partial: reusable
-            >>> get.labels(path="/").inc()
-            >>> c.labels({"path": "/", "method": "GET"}) is get.labels(path="/")
-            True
-        """
-        if args:
-            if len(args) == 1 and args[0].__class__ is dict:
-                key: Any = tuple(args[0].items())
-                cache = self._cache
-            else:  # positional values: a cache of their own, so ("a", "1") never matches a=1
-                key, cache = args, self._pos_cache
-        elif kwargs:
-            key, cache = tuple(kwargs.items()), self._cache
-        else:
-            return self
-        try:
-            return cache[key]  # type: ignore[no-any-return]
-        except (KeyError, TypeError):
-            return self._labels_slow(args, kwargs, key, cache)
-
-    def _resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, str]:
-        """This handle's labels plus the given ones, validated (creates nothing)."""
-        family = self._family
-        given: Mapping[Any, Any]
-        if args and kwargs:
-            raise LabelValidationException(
-                "pass labels as a dict, as keyword arguments or as positional values, not a mix"
-            )
-        if len(args) == 1 and isinstance(args[0], Mapping):
-            given = args[0]
-        elif args:
-            names = [n for n in family.label_names if n not in self._labels]
-            if len(args) != len(names):
-                raise LabelValidationException(
-                    f"metric {family.name!r} expects {len(names)} label values "
-                    f"({', '.join(names)}), got {len(args)}"
-                )
-            given = {n: label_value(n, v) for n, v in zip(names, args, strict=True)}
-        else:
-            given = kwargs
-        return {**self._labels, **check_label_dict(given, family.label_names, family.name)}
-
-    def _labels_slow(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], key: Any, cache: dict[Any, Any]
-    ) -> Self:
-        family = self._family
-        single = len(args) == 1 and isinstance(args[0], Mapping)
-        if single and args[0].__class__ is not dict:  # an OrderedDict, a MappingProxyType…
-            key, cache = tuple(args[0].items()), self._cache
-        values = args[0].values() if single else args or kwargs.values()
-        # All-str keys go in the fast cache. 1, 1.0 and True are equal as keys but
-        # render as different label values, so other keys go in with their classes
-        # (floats never: -0.0 == 0.0 renders differently too).
-        classes = tuple(v.__class__ for v in values)
-        if all(c is str for c in classes):
-            store: Any = key
-        elif key is None or float in classes:
-            store = None
-        else:
-            store = (_TYPED, key, classes)
-            try:
-                return cache[store]  # type: ignore[no-any-return]
-            except (KeyError, TypeError):  # TypeError: unhashable (refused below)
-                pass
-        merged = self._resolve(args, kwargs)
-        pairs = family.canonical(merged)
-        with family.lock:  # remove() clears the caches under the same lock
-            handle = family.handles.get(pairs)
-            if handle is None:
-                if len(pairs) == len(family.label_names) and family.full_for(pairs):
-                    # Full: the overflow series, and nothing cached for these labels.
-                    return self._labels_slow((), dict(family.overflow_pairs), None, {})
-                handle = self.__class__.__new__(self.__class__)
-                handle._bind(family, merged)
-                family.handles[pairs] = handle
-            if store is not None and handle is not self:  # never in its own cache: a cycle
-                cache[store] = handle
-        return handle
-
-    def remove(self, *args: Any, **kwargs: Any) -> None:
-        """Stop exposing one labeled series (values in declared order, a dict, or keywords).
-
-        A series that does not exist is ignored, as in prometheus_client.
-
-        Raises:
-            LabelValidationException: unknown label names or incomplete labels.
-        """
-        family = self._family
-        if not family.label_names:
-            raise ValueError(f"metric {family.name!r} has no labels: no labeled series to remove")
-        pairs = family.canonical(self._resolve(args, kwargs))
-        if len(pairs) != len(family.label_names):
-            raise LabelValidationException("remove() needs a value for every label")
-        family.remove([pairs])
-
-    def remove_by_labels(self, labels: Mapping[str, str]) -> None:
-        """Stop exposing every series whose labels include all of ``labels``."""
-        if not isinstance(labels, Mapping):
-            raise TypeError("labels must be a dict of label names to values")
-        family = self._family
-        wanted = set(check_label_dict(labels, family.label_names, family.name).items())
-        if wanted:
-            family.remove([p for p in family.series_pairs() if wanted <= set(p)])
-
-    def clear(self) -> None:
-        """Stop exposing every labeled series (the default-labels series stays)."""
-        family = self._family
-        keep = family.canonical({})
-        family.remove([p for p in family.series_pairs() if p != keep])
-
-    def _check_observable(self) -> Any:
-        if self._series is None:
-            self._cells[0]  # raises UnobservableMetricException with the missing labels
-        return self._series
-
-    @property
-    def _metric_value_backend(self) -> Backend:
-        """The backend this metric records into (pytheus' attribute, kept for its samples)."""
-        return get_backend()
-
-    def __repr__(self) -> str:
-        labels = f", labels={self._labels}" if self._labels else ""
-        return f"{self.__class__.__name__}({self.name!r}{labels})"
+    @classmethod
+    def _exposed_name(cls, name: str) -> str:
+        """The family name for ``name`` (a type may drop a suffix it adds itself)."""
+        return name
 
 
 class Counter(_Metric):
@@ -327,21 +112,12 @@ class Counter(_Metric):
     __slots__ = ()
     _kind = "counter"
 
-    def __init__(
-        self,
-        name: str,
-        description: str,
-        required_labels: Sequence[str] | None = None,
-        default_labels: Mapping[str, str] | None = None,
-        registry: Registry | None = REGISTRY,
-        *,
-        max_series: int | None = None,
-    ) -> None:
+    @classmethod
+    def _exposed_name(cls, name: str) -> str:
+        """A name given with ``_total`` loses it: the sample adds it again."""
         if isinstance(name, str) and name.endswith("_total") and len(name) > 6:
-            name = name[:-6]
-        super().__init__(
-            name, description, required_labels, default_labels, registry, max_series=max_series
-        )
+            return name[:-6]
+        return name
 
     def inc(
         self,
@@ -363,7 +139,7 @@ class Counter(_Metric):
             UnobservableMetricException: some labels have no value.
         """
         if exemplar is not None or value is not None:
-            self._inc_extras(amount if value is None else _either(amount, value), exemplar)
+            self._inc_extras(amount if value is None else either(amount, value), exemplar)
             return
         # Floats and ints that fit a float's range take the fast path; anything
         # else is converted (and checked) first. The bounds are folded constants.
@@ -372,7 +148,7 @@ class Counter(_Metric):
             and (amount.__class__ is not int or not -(2**63) < amount < 2**63)
             or not amount >= 0
         ):
-            amount = _number(amount, "counter increment")
+            amount = number(amount, "counter increment")
             if not amount >= 0:
                 raise ValueError(f"counter increment must be >= 0, got {amount}")
         cells = self._cells
@@ -384,7 +160,7 @@ class Counter(_Metric):
 
     def _inc_extras(self, amount: float, exemplar: Mapping[str, str] | None) -> None:
         """``inc`` with an exemplar or pytheus' ``value=``: validate all, then record."""
-        found = _exemplar(exemplar, _number(amount, "counter increment")) if exemplar else None
+        found = exemplar_of(exemplar, number(amount, "counter increment")) if exemplar else None
         self.inc(amount)
         if found is not None:
             self._series.exemplar = found
@@ -479,32 +255,29 @@ class Gauge(_Metric):
                 f"invalid multiprocess_mode {multiprocess_mode!r}; "
                 f"choose one of {sorted(MULTIPROCESS_MODES)}"
             )
-        self._init_family(
-            Family(
-                name,
-                description,
-                "gauge",
-                required_labels,
-                default_labels,
-                registry,
-                mode=multiprocess_mode,
-                max_series=max_series,
-                # these modes add a `worker` label on a shared backend
-                reserved=("worker",) if multiprocess_mode in ("all", "liveall") else (),
-            ),
+        # these modes add a `worker` label on a shared backend
+        reserved = ("worker",) if multiprocess_mode in ("all", "liveall") else ()
+        self._setup(
+            name,
+            description,
+            required_labels,
+            default_labels,
             registry,
+            max_series,
+            mode=multiprocess_mode,
+            reserved=reserved,
         )
 
     def inc(self, amount: float = 1.0, *, value: float | None = None) -> None:
         """Add ``amount`` (may be negative; ``value=`` is pytheus' name). Never blocks."""
         if value is not None:
-            amount = _either(amount, value)
+            amount = either(amount, value)
         if (
             amount.__class__ is not float
             and (amount.__class__ is not int or not -(2**63) < amount < 2**63)
             or amount != amount
         ):
-            amount = _number(amount, "gauge increment")
+            amount = number(amount, "gauge increment")
             if math.isnan(amount):
                 raise ValueError("gauge increment must not be NaN")
         try:
@@ -521,32 +294,19 @@ class Gauge(_Metric):
     def dec(self, amount: float = 1.0, *, value: float | None = None) -> None:
         """Subtract ``amount`` (``value=`` is pytheus' name). Never blocks."""
         if value is not None:
-            amount = _either(amount, value)
-        if (
-            amount.__class__ is not float
-            and (amount.__class__ is not int or not -(2**63) < amount < 2**63)
-            or amount != amount
-        ):
-            amount = _number(amount, "gauge decrement")
-            if math.isnan(amount):
-                raise ValueError("gauge decrement must not be NaN")
-        try:
-            cells = self._series.cells  # not cached: set() replaces it
-        except AttributeError:  # no series: labels are missing
-            self._check_observable()  # raises, naming them
-            raise
-        tid = get_ident()
-        try:
-            cells[tid] -= amount
-        except KeyError:
-            cells[tid] = -amount
+            amount = either(amount, value)
+        if amount.__class__ is not float:
+            amount = number(amount, "gauge decrement")
+        if amount != amount:
+            raise ValueError("gauge decrement must not be NaN")
+        self.inc(-amount)
 
     def set(self, value: float) -> None:
         """Set the value. Never blocks."""
         if value.__class__ is not float and (
             value.__class__ is not int or not -(2**63) < value < 2**63
         ):
-            value = _number(value, "gauge value")
+            value = number(value, "gauge value")
         series: ScalarSeries | None = self._series
         if series is None:
             self._check_observable()
@@ -612,7 +372,7 @@ class _Observed(_Metric):
             and (value.__class__ is not int or not -(2**63) < value < 2**63)
             or value != value
         ):
-            value = _number(value, "observed value")
+            value = number(value, "observed value")
             if math.isnan(value):
                 raise ValueError("observed value must not be NaN")
         cells = self._cells
@@ -629,7 +389,7 @@ class _Observed(_Metric):
         """``observe`` with an exemplar: validate both, record, keep it on its bucket."""
         if self._family.kind == "summary":
             raise ValueError("OpenMetrics has no exemplars on summaries; use a Histogram")
-        found = _exemplar(exemplar, _number(value, "observed value"))
+        found = exemplar_of(exemplar, number(value, "observed value"))
         self.observe(value)
         self._series.exemplars[bisect_left(self._bounds, found.value)] = found
 
@@ -676,48 +436,10 @@ class Histogram(_Observed):
         *,
         max_series: int | None = None,
     ) -> None:
-        self._init_family(
-            Family(
-                name,
-                description,
-                "histogram",
-                required_labels,
-                default_labels,
-                registry,
-                reserved=("le",),
-                bounds=_check_buckets(buckets),
-                max_series=max_series,
-            ),
-            registry,
+        bounds = check_buckets(buckets)
+        self._setup(
+            name, description, required_labels, default_labels, registry, max_series, bounds=bounds
         )
-
-
-def _check_buckets(buckets: Iterable[float] | None) -> tuple[float, ...]:
-    if buckets is None:
-        return DEFAULT_BUCKETS
-    if isinstance(buckets, (str, bytes)) or not isinstance(buckets, Iterable):
-        raise BucketException(f"buckets must be a sequence of numbers, not {buckets!r}")
-    given = list(buckets)  # read once: it may be an iterator
-    bounds = [_bucket_bound(b) for b in given]
-    if bounds and bounds[-1] == math.inf:
-        bounds.pop()
-    if not given:
-        return DEFAULT_BUCKETS
-    if any(b >= c for b, c in zip(bounds[:-1], bounds[1:], strict=True)):
-        raise BucketException(f"buckets must be strictly increasing, got {given}")
-    if any(math.isinf(b) for b in bounds):
-        raise BucketException("only the last bucket may be +Inf")
-    return tuple(bounds)
-
-
-def _bucket_bound(bound: object) -> float:
-    try:
-        value = _number(bound, "bucket bound")
-    except TypeError as exc:
-        raise BucketException(str(exc)) from None
-    if math.isnan(value):
-        raise BucketException("bucket bounds must not be NaN")
-    return value
 
 
 class Summary(_Observed):
@@ -740,21 +462,12 @@ class Info(_Metric):
     __slots__ = ()
     _kind = "info"
 
-    def __init__(
-        self,
-        name: str,
-        description: str,
-        required_labels: Sequence[str] | None = None,
-        default_labels: Mapping[str, str] | None = None,
-        registry: Registry | None = REGISTRY,
-        *,
-        max_series: int | None = None,
-    ) -> None:
+    @classmethod
+    def _exposed_name(cls, name: str) -> str:
+        """A name given with ``_info`` loses it: the sample adds it again."""
         if isinstance(name, str) and name.endswith("_info") and len(name) > 5:
-            name = name[:-5]
-        super().__init__(
-            name, description, required_labels, default_labels, registry, max_series=max_series
-        )
+            return name[:-5]
+        return name
 
     def info(self, value: Mapping[str, str]) -> None:
         """Replace the facts with ``value`` (label names to string values)."""
@@ -807,19 +520,15 @@ class Enum(_Metric):
             raise ValueError(
                 f"Enum name {exposed!r} must not contain ':': it also names the state label"
             )
-        self._init_family(
-            Family(
-                name,
-                description,
-                "stateset",
-                required_labels,
-                default_labels,
-                registry,
-                reserved=(name, exposed),
-                states=tuple(states),
-                max_series=max_series,
-            ),
+        self._setup(
+            name,
+            description,
+            required_labels,
+            default_labels,
             registry,
+            max_series,
+            reserved=(name, exposed),
+            states=tuple(states),
         )
 
     def state(self, state: str) -> None:
@@ -850,3 +559,6 @@ class CustomCollector:
     def collect(self) -> Iterable[Any]:
         """Yield the metrics to expose."""
         raise NotImplementedError
+
+
+publish(globals())

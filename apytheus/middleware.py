@@ -12,22 +12,19 @@ from __future__ import annotations
 import logging
 import re
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._family import watch_cache
-from ._instrument import clock
-from ._lifespan import lifespan
+from ._collect.source import behind
+from ._expose.asgi import ASGIApp, Message, Receive, Scope, Send, run_lifespan
+from ._public import publish
+from ._record.family import watch_cache
+from ._record.timers import clock
 from .metrics import Gauge, Histogram
 from .registry import REGISTRY, Registry
 
 __all__ = ["MetricsMiddleware", "PytheusMiddlewareASGI", "UNMATCHED_ROUTE"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _REGEX_CHARS = frozenset(".^$*+?{}[]\\|()")
 
@@ -176,7 +173,7 @@ class MetricsMiddleware:
         """Handle one ASGI connection."""
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await self._lifespan(scope, receive, send)
+                await run_lifespan(self.app, scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
@@ -242,35 +239,6 @@ class MetricsMiddleware:
                 children[1].observe(received)
             children[2].observe(sent)
 
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the app's lifespan inside `apytheus.lifespan`; report a failure to start."""
-        context = lifespan()
-        try:
-            await context.__aenter__()
-        except Exception as exc:  # bad credentials, say: the server must not start
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.failed", "message": str(exc)})
-            return
-        closed = False
-
-        async def flush_then_send(message: Message) -> None:
-            # A server exits as soon as it reads shutdown.complete: flush before that.
-            nonlocal closed
-            if message["type"] == "lifespan.shutdown.complete" and not closed:
-                closed = True
-                await context.__aexit__(None, None, None)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, flush_then_send)
-        except BaseException as exc:
-            if closed or not await context.__aexit__(type(exc), exc, exc.__traceback__):
-                raise
-        else:
-            if not closed:
-                await context.__aexit__(None, None, None)
-
     def _observe_with_exemplar(self, child: Any, duration: float, scope: Scope) -> None:
         """Observe with the user's exemplar; a failing callback never fails the request."""
         try:
@@ -300,7 +268,7 @@ def _metrics_for(
 ) -> _Metrics:
     if registry is None:
         return _Metrics(None, buckets, extra)
-    key = getattr(registry, "registry", registry)  # the proxy stands for its registry
+    key = behind(registry)  # the proxy stands for its registry
     found = _shared.get(key)
     if found is None:
         found = _shared[key] = _Metrics(registry, buckets, extra)
@@ -351,3 +319,6 @@ class PytheusMiddlewareASGI(MetricsMiddleware):
             extra_label_names,
             exemplar,
         )
+
+
+publish(globals())

@@ -1,4 +1,4 @@
-"""COLLECT: registries hold the metrics and collectors that an exposition shows.
+"""Registries hold the metrics and collectors that an exposition shows.
 
 `REGISTRY` is a proxy to the default registry: ``REGISTRY.set_registry(r)``
 swaps what every default-registered metric and ``generate_metrics()`` use.
@@ -10,8 +10,15 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from ._family import family_of
+from ._collect.read import collect_sync
+from ._collect.source import RestrictedRegistry as RestrictedRegistry
+from ._collect.source import behind
 from ._labels import check_metric_name
+from ._public import publish
+from ._record.family import family_of
+from ._samples import MetricFamily
+from .backends._current import current
+from .backends._protocol import SupportsHealth
 from .exceptions import DuplicateTimeseries
 
 __all__ = [
@@ -148,12 +155,11 @@ class CollectorRegistry:
             >>> registry.get_sample_value("done_total")
             3.0
         """
-        from ._collect import collect_sync
-
         wanted = dict(labels or {})
         # OpenMetrics for the _created samples only it has; the text format for the rest,
         # since OpenMetrics leaves out a negative or NaN _sum (see build_family)
-        for family in collect_sync(self, openmetrics=name.endswith("_created")):
+        om = name.endswith("_created")
+        for family in collect_sync(self, om, extra=health_families(self)):
             for sample in family.samples:
                 if sample.name == name and sample.label_dict() == wanted:
                     return sample.value
@@ -208,40 +214,16 @@ class CollectorRegistryProxy:
         return f"CollectorRegistryProxy({self._registry!r})"
 
 
-class RestrictedRegistry:
-    """A registry seen through a filter: only metrics exposing one of ``names``.
-
-    Made by `CollectorRegistry.restricted_registry`. Rendering it renders the
-    registry behind it, filtered as ``generate_metrics(registry, names=...)``
-    would; registering goes to that registry.
-    """
-
-    def __init__(self, names: Iterable[str], registry: Registry) -> None:
-        if isinstance(names, str):
-            names = (names,)
-        self.names = frozenset(names)
-        self.registry = registry
-
-    @property
-    def prefix(self) -> str | None:
-        """The prefix of the registry behind it."""
-        return self.registry.prefix
-
-    def register(self, collector: Any) -> None:
-        """Register on the registry behind it."""
-        self.registry.register(collector)
-
-    def unregister(self, collector: Any) -> None:
-        """Unregister from the registry behind it."""
-        self.registry.unregister(collector)
-
-    def collect(self) -> list[Any]:
-        """What the registry behind it holds (the filter applies when rendering)."""
-        return self.registry.collect()
-
-    def __repr__(self) -> str:
-        return f"RestrictedRegistry({sorted(self.names)!r}, {self.registry!r})"
-
-
 REGISTRY = CollectorRegistryProxy()
 """The default registry (a proxy: see `CollectorRegistryProxy.set_registry`)."""
+
+
+def health_families(registry: object) -> list[MetricFamily]:
+    """The backend's own health families, for the default registry (none for others)."""
+    backend = current()
+    if behind(registry) is not behind(REGISTRY) or not isinstance(backend, SupportsHealth):
+        return []
+    return backend.health_families()
+
+
+publish(globals())

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-import apytheus._instrument as instrument
+import apytheus._record.timers as instrument
 from apytheus import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Mount, Route
 
-import apytheus._instrument as instrument
+import apytheus._record.timers as instrument
 from apytheus import CollectorRegistry
 from apytheus.middleware import UNMATCHED_ROUTE, MetricsMiddleware, PytheusMiddlewareASGI
 
@@ -196,7 +196,7 @@ def test_two_middlewares_on_one_registry_share_the_metrics(registry: CollectorRe
 
 
 def _families(registry: CollectorRegistry) -> list:  # type: ignore[type-arg]
-    from apytheus._collect import collect_sync
+    from apytheus._collect.read import collect_sync
 
     return collect_sync(registry, openmetrics=False)
 

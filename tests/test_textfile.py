@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import os
 import threading
 from pathlib import Path
@@ -15,7 +14,6 @@ from apytheus import (
     Counter,
     Gauge,
     Histogram,
-    exposition,
     generate_metrics,
     write_to_textfile,
 )
@@ -139,18 +137,3 @@ def test_a_missing_directory_raises_and_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         write_to_textfile(tmp_path / "missing" / "job.prom", filled())
     assert os.listdir(tmp_path) == []
-
-
-def test_the_docstring_examples_of_the_textfile_and_push_calls_pass() -> None:
-    """They are re-exported from a private module, so tests/test_docstrings.py misses them."""
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    for name in exposition.__all__:
-        obj = getattr(exposition, name)
-        if getattr(obj, "__module__", exposition.__name__) == exposition.__name__:
-            continue
-        for test in finder.find(obj, name, globs={}):
-            runner.run(test)
-    result = runner.summarize(verbose=False)
-    assert result.failed == 0
-    assert result.attempted > 0

@@ -89,7 +89,7 @@ def test_collecting_while_threads_record_never_fails(registry: CollectorRegistry
 
 
 def _families(registry: CollectorRegistry) -> list:  # type: ignore[type-arg]
-    from apytheus._collect import collect_sync
+    from apytheus._collect.read import collect_sync
 
     return collect_sync(registry, openmetrics=False)
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .._labels import LabelSet as LabelSet
+from .._public import publish
+from .._samples import Exemplar as Exemplar
 from ..exceptions import InvalidBackendClassException, InvalidBackendConfigException
 from ._current import current as _current_backend
 from ._current import switch as _switch
@@ -25,7 +27,10 @@ from ._inprocess import SingleProcessBackend as SingleProcessBackend
 from ._protocol import Backend as Backend
 from ._protocol import MetricSpec as MetricSpec
 from ._protocol import Series as Series
-from ._series import Exemplar as Exemplar
+from ._protocol import SupportsAdopt as SupportsAdopt
+from ._protocol import SupportsClose as SupportsClose
+from ._protocol import SupportsHealth as SupportsHealth
+from ._protocol import SupportsWorker as SupportsWorker
 from ._series import HistogramSeries as HistogramSeries
 from ._series import InfoSeries as InfoSeries
 from ._series import ScalarSeries as ScalarSeries
@@ -41,13 +46,19 @@ __all__ = [
     "ScalarSeries",
     "Series",
     "SingleProcessBackend",
+    "SupportsAdopt",
+    "SupportsClose",
+    "SupportsHealth",
+    "SupportsWorker",
     "get_backend",
     "load_backend",
 ]
 
+
 BackendConfig = Mapping[str, Any]
 
-_PROTOCOL_METHODS = ("attach", "detach", "collect", "acollect", "flush", "lifespan")
+# what a class must have to be a backend: the Protocol's methods, read from it
+_PROTOCOL_METHODS = tuple(n for n, v in vars(Backend).items() if callable(v) and n[0] != "_")
 
 
 def get_backend() -> Backend:
@@ -145,3 +156,6 @@ def _read_config(raw: BackendConfig | str | None) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise InvalidBackendConfigException("backend config must be a JSON object")
     return config
+
+
+publish(globals())

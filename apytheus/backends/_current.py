@@ -1,14 +1,15 @@
-"""The backend this process records into, and the metrics that must follow a switch."""
+"""STORE: the backend this process records into, a switch to another, and its lifespan."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import weakref
-from typing import Protocol
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from ._inprocess import InProcessBackend
-from ._protocol import Backend
+from ._protocol import Backend, SupportsAdopt, SupportsClose
 
 log = logging.getLogger("apytheus")
 
@@ -48,12 +49,10 @@ def switch(backend: Backend) -> None:
     with _lock:
         previous, _backend = _backend, backend
         if previous is not backend:
-            adopt = getattr(backend, "adopt", None)
-            close = getattr(previous, "close", None)
-            if callable(adopt):
-                adopt(previous)
-            elif callable(close):
-                close()
+            if isinstance(backend, SupportsAdopt):
+                backend.adopt(previous)
+            elif isinstance(previous, SupportsClose):
+                previous.close()
         moved = sum(f.reattach(backend) for f in list(_followers))
     if moved and previous is not backend:
         log.warning(
@@ -62,3 +61,21 @@ def switch(backend: Backend) -> None:
             backend,
             moved,
         )
+
+
+def lifespan(app: Any = None) -> AbstractAsyncContextManager[None]:
+    """Run the backend's flusher for the duration of the context.
+
+    Pass it as ``FastAPI(lifespan=apytheus.lifespan)`` or
+    ``Starlette(lifespan=apytheus.lifespan)``, or use
+    ``async with apytheus.lifespan():`` anywhere (a script, a trio nursery,
+    an aiohttp cleanup context). On exit the backend flushes a last time. With
+    the in-process backend there is nothing to run.
+
+    Args:
+        app: ignored; accepted so the function fits the ``lifespan=`` hook.
+    """
+    return _backend.lifespan()
+
+
+lifespan.__module__ = "apytheus"

@@ -1,4 +1,9 @@
-"""The Backend Protocol and the description of a metric that backends receive."""
+"""STORE: the Backend Protocol, its optional capabilities, and the metric spec backends get.
+
+A backend is anything of `Backend`'s shape. What only some backends can do is
+a small Protocol of its own, checked with ``isinstance`` by the callers:
+`SupportsAdopt`, `SupportsClose`, `SupportsHealth`, `SupportsWorker`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .._labels import LabelSet
+from .._samples import MetricFamily
 from ._series import HistogramSeries, InfoSeries, ScalarSeries
 
 Series = ScalarSeries | HistogramSeries | InfoSeries
@@ -72,4 +78,41 @@ class Backend(Protocol):
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
         """Run background work (a flusher) for the duration of the context."""
+        ...
+
+
+@runtime_checkable
+class SupportsAdopt(Protocol):
+    """A backend that can continue the one it replaces (same store: nothing sent twice)."""
+
+    def adopt(self, previous: object) -> None:
+        """Take over from ``previous`` (and close it) when `load_backend` switches."""
+        ...
+
+
+@runtime_checkable
+class SupportsClose(Protocol):
+    """A backend with something to release (a connection, a thread) when replaced."""
+
+    def close(self) -> None:
+        """Stop background work and release resources (a last flush, if it has one)."""
+        ...
+
+
+@runtime_checkable
+class SupportsHealth(Protocol):
+    """A backend with health metrics of its own, shown with the default registry."""
+
+    def health_families(self) -> list[MetricFamily]:
+        """The backend's health as metric families (flush errors, say)."""
+        ...
+
+
+@runtime_checkable
+class SupportsWorker(Protocol):
+    """A shared backend that tells this process apart from the other workers."""
+
+    @property
+    def worker(self) -> str:
+        """This process' worker id (the ``worker`` label of per-worker series)."""
         ...

@@ -19,17 +19,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
 from .._labels import LabelSet
-
-
-class Exemplar(NamedTuple):
-    """An exemplar attached to a counter increment or a histogram bucket."""
-
-    labels: LabelSet
-    value: float
-    timestamp: float
+from .._samples import Exemplar
 
 
 class ScalarSeries:

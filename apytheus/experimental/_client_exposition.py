@@ -12,21 +12,17 @@ from __future__ import annotations
 import gzip
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import ThreadingHTTPServer
 from typing import Any
 
 from .. import exposition
-from .._collect import collect_sync
-from .._push import Handler, default_handler
+from .._collect.read import collect_sync
+from .._expose.asgi import ASGIApp, Receive, Scope, Send
+from .._expose.push import Handler, default_handler
 from .._samples import MetricFamily
 from ..registry import REGISTRY
 from ._client_metrics import as_registry, metric_registry
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 # -- exposition -----------------------------------------------------------

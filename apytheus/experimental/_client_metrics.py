@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import metrics as base
 from .. import registry as base_registry
-from .._instrument import ExceptionCounter, Timer
+from .._record.timers import ExceptionCounter, Timer
 from ..registry import REGISTRY, Registry
 
 if TYPE_CHECKING:
@@ -304,10 +304,12 @@ class Info(_ClientLabels, base.Info):
         registry: object = REGISTRY,
     ) -> None:
         full = full_name("info", name, namespace, subsystem, unit)
-        # skip apytheus' Info.__init__, which strips a trailing _info
-        super(base.Info, self).__init__(
-            full, documentation, _names(labelnames), None, metric_registry(registry)
-        )
+        super().__init__(full, documentation, _names(labelnames), None, metric_registry(registry))
+
+    @classmethod
+    def _exposed_name(cls, name: str) -> str:
+        """The name as given: unlike apytheus' `Info`, a trailing ``_info`` stays."""
+        return name
 
 
 class Enum(_ClientLabels, base.Enum):

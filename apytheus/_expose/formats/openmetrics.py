@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .._samples import MetricFamily, floatstr
+from ..._samples import MetricFamily, floatstr
 from ._lines import braces, value
 
 CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"

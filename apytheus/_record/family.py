@@ -1,4 +1,4 @@
-"""One metric's state behind its handles: label names, children, series, backend."""
+"""RECORD: one metric's state behind its handles: label names, children, series, backend."""
 
 from __future__ import annotations
 
@@ -6,23 +6,20 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._labels import (
+from .._labels import (
     LabelPairs,
     LabelSet,
     check_label_dict,
     check_label_names,
     check_metric_name,
 )
-from .backends._current import current, follow
-from .backends._protocol import Backend, MetricSpec, Series
-from .backends._series import HistogramSeries, InfoSeries, ScalarSeries
+from ..backends._current import current, follow
+from ..backends._protocol import Backend, MetricSpec, Series
+from ..backends._series import HistogramSeries, InfoSeries, ScalarSeries
 
 log = logging.getLogger("apytheus")
-
-if TYPE_CHECKING:
-    from .registry import Registry
 
 DEFAULT_MAX_SERIES = 100_000
 """Series a metric may have before new label sets go to its overflow series."""
@@ -61,7 +58,7 @@ class Family:
         kind: str,
         label_names: Iterable[object] | None,
         default_labels: Mapping[str, object] | None,
-        registry: Registry | None,
+        registry: Any,
         *,
         reserved: tuple[str, ...] = (),
         bounds: tuple[float, ...] = (),

@@ -6,7 +6,8 @@ import contextlib
 import os
 import threading
 
-from .registry import REGISTRY, Registry
+from ..registry import REGISTRY, Registry
+from .render import generate_metrics
 
 __all__ = ["write_to_textfile"]
 
@@ -43,7 +44,6 @@ def write_to_textfile(path: str | os.PathLike[str], registry: Registry = REGISTR
         # TYPE backup_last_success_unixtime gauge
         backup_last_success_unixtime 1700000000.0
     """
-    from .exposition import generate_metrics  # exposition imports this module
 
     target = os.fspath(path)
     data = generate_metrics(registry).encode()

@@ -1,4 +1,4 @@
-"""EXPOSE: a minimal HTTP/1.1 server over anyio streams, for programs without a web framework.
+"""EXPOSE: ``serve()``, a minimal HTTP/1.1 server over anyio streams (no web framework needed).
 
 It parses just enough HTTP to drive the ASGI `MetricsApp` (one request per
 connection), so negotiation, gzip and the ``name[]`` filter behave exactly as
@@ -14,6 +14,10 @@ from typing import Any
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
+
+from ..registry import REGISTRY, Registry
+from .asgi import MetricsApp
+from .auth import credentials
 
 log = logging.getLogger("apytheus")
 
@@ -99,3 +103,39 @@ async def _one_request(app: Any, stream: anyio.abc.SocketStream) -> None:
     lines += [name + b": " + value for name, value in response.get("headers", [])]
     lines.append(b"Connection: close")
     await stream.send(b"\r\n".join(lines) + b"\r\n\r\n" + response.get("body", b""))
+
+
+async def serve(
+    port: int,
+    addr: str = "0.0.0.0",
+    registry: Registry = REGISTRY,
+    *,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``registry`` over HTTP from the running event loop (asyncio or trio).
+
+    For async programs without a web framework. Runs until cancelled; with
+    ``await task_group.start(serve, 0)`` it reports the port it bound.
+
+    Examples:
+        >>> import anyio, httpx
+        >>> from apytheus import CollectorRegistry, Counter
+        >>> from apytheus.exposition import serve
+        >>> registry = CollectorRegistry()
+        >>> Counter("jobs", "Jobs", registry=registry).inc()
+        >>> async def main():
+        ...     async with anyio.create_task_group() as tg:
+        ...         port = await tg.start(serve, 0, "127.0.0.1", registry)
+        ...         async with httpx.AsyncClient() as client:
+        ...             r = await client.get(f"http://127.0.0.1:{port}/metrics")
+        ...         tg.cancel_scope.cancel()
+        ...     return r.text
+        >>> print(anyio.run(main), end="")
+        # HELP jobs_total Jobs
+        # TYPE jobs_total counter
+        jobs_total 1.0
+    """
+    app = MetricsApp(registry, credentials(bearer_token, basic_auth))
+    await serve_app(app, port, addr, task_status=task_status)

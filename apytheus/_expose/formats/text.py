@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .._samples import MetricFamily
+from ..._samples import MetricFamily
 from ._lines import braces, value
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -4,7 +4,7 @@ A job that ends before Prometheus scrapes it pushes its metrics to a
 Pushgateway (`push_to_gateway`, `pushadd_to_gateway`, `delete_from_gateway`,
 with async twins that use httpx). The URLs, methods and handlers are
 prometheus_client's, so its custom handlers work here too. (The other way out
-for a batch job, a file for the node exporter, is in ``_textfile.py``.)
+for a batch job, a file for the node exporter, is in ``textfile.py``.)
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
 
-from ._formats import PROMETHEUS_CONTENT_TYPE
-from .registry import REGISTRY, Registry
+from ..registry import REGISTRY, Registry
+from .formats import PROMETHEUS_CONTENT_TYPE
+from .render import agenerate_metrics, generate_metrics
 
 __all__ = [
     "AsyncHandler",
@@ -326,7 +327,6 @@ def _use_gateway(
     timeout: float | None,
     handler: Handler,
 ) -> None:
-    from .exposition import generate_metrics  # exposition imports this module
 
     url = _gateway_url(gateway, job, grouping_key)
     data = b"" if registry is None else generate_metrics(registry).encode()
@@ -343,7 +343,6 @@ async def _ause_gateway(
     timeout: float | None,  # noqa: ASYNC109 - passed on to the handler
     handler: Handler | AsyncHandler,
 ) -> None:
-    from .exposition import agenerate_metrics  # exposition imports this module
 
     url = _gateway_url(gateway, job, grouping_key)
     data = b"" if registry is None else (await agenerate_metrics(registry)).encode()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .._labels import escape_label_value
-from .._samples import Sample, floatstr
+from ..._labels import escape_label_value
+from ..._samples import Sample, floatstr
 
 
 def braces(sample: Sample) -> str:

@@ -1,0 +1,157 @@
+"""EXPOSE: the ASGI app that serves a registry, and the ASGI lifespan driver.
+
+The driver runs `apytheus.lifespan` (the backend's flusher) around an app's
+own lifespan; `MetricsApp` and ``MetricsMiddleware`` both use it.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio.to_thread
+
+from ..backends._current import lifespan
+from ..exceptions import BackendUnavailable
+from ..registry import REGISTRY, Registry
+from .auth import Credentials, credentials
+from .negotiate import choose_format, gzip_ok, query_names
+from .render import agenerate_metrics
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def make_asgi_app(
+    registry: Registry = REGISTRY,
+    *,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+) -> MetricsApp:
+    """An ASGI app serving ``registry`` (GET and HEAD; other methods get 405).
+
+    Mounted as the top-level app it also handles lifespan, running the
+    backend's flusher for the app's lifetime.
+
+    Args:
+        registry: what to serve.
+        bearer_token: if given, requests must send ``Authorization: Bearer <token>``.
+        basic_auth: if given, a ``(user, password)`` pair requests must send.
+            With both, either is accepted; otherwise the answer is 401.
+
+    Examples:
+        >>> from starlette.applications import Starlette
+        >>> from starlette.routing import Route
+        >>> from apytheus import make_asgi_app
+        >>> app = Starlette(routes=[Route("/metrics", make_asgi_app())])
+    """
+    return MetricsApp(registry, credentials(bearer_token, basic_auth))
+
+
+class MetricsApp:
+    """The ASGI app returned by `make_asgi_app` (an object, so routers mount it as ASGI)."""
+
+    def __init__(self, registry: Registry = REGISTRY, auth: Credentials | None = None) -> None:
+        self.registry = registry
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection (http or lifespan)."""
+        if scope["type"] == "lifespan":
+            await run_lifespan(None, scope, receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method = scope.get("method", "GET")
+        if method not in ("GET", "HEAD"):
+            allow = [(b"allow", b"GET, HEAD")]
+            await _respond(send, 405, b"method not allowed\n", "text/plain", allow)
+            return
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
+        if self.auth is not None and not self.auth.allows(headers.get("authorization")):
+            challenge = [(b"www-authenticate", self.auth.challenge.encode())]
+            await _respond(send, 401, b"unauthorized\n", "text/plain", challenge)
+            return
+        openmetrics, content_type = choose_format(headers.get("accept"))
+        names = query_names(scope.get("query_string", b"").decode("latin-1"))
+        try:
+            body = (await agenerate_metrics(self.registry, openmetrics, names)).encode()
+        except BackendUnavailable as exc:
+            await _respond(send, 503, f"{exc}\n".encode(), "text/plain", [])
+            return
+        extra: list[tuple[bytes, bytes]] = []
+        if gzip_ok(headers.get("accept-encoding")):
+            body = await anyio.to_thread.run_sync(gzip.compress, body)  # megabytes: not on the loop
+            extra.append((b"content-encoding", b"gzip"))
+        await _respond(send, 200, b"" if method == "HEAD" else body, content_type, extra, len(body))
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra: list[tuple[bytes, bytes]],
+    length: int | None = None,
+) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body) if length is None else length).encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def run_lifespan(app: ASGIApp | None, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run ``app``'s lifespan (or just answer it, for None) inside `apytheus.lifespan`.
+
+    A backend that cannot start (bad credentials, say) makes the server's
+    startup fail with its message. The last flush happens before the server
+    reads ``lifespan.shutdown.complete``, after which it may exit at once.
+    """
+    context = lifespan()
+    try:
+        await context.__aenter__()
+    except Exception as exc:  # bad credentials, say: the server must not start
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        return
+    closed = False
+
+    async def flush_then_send(message: Message) -> None:
+        nonlocal closed
+        if message["type"] == "lifespan.shutdown.complete" and not closed:
+            closed = True
+            try:
+                await context.__aexit__(None, None, None)
+            except Exception as exc:  # the server reports it
+                await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                return
+        await send(message)
+
+    try:
+        await (app or _answer_lifespan)(scope, receive, flush_then_send)
+    except BaseException as exc:
+        if closed or not await context.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        if not closed:
+            await context.__aexit__(None, None, None)
+
+
+async def _answer_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
+    """The lifespan of an app with nothing of its own to start."""
+    if (await receive())["type"] != "lifespan.startup":
+        return
+    await send({"type": "lifespan.startup.complete"})
+    while (await receive())["type"] != "lifespan.shutdown":
+        pass
+    await send({"type": "lifespan.shutdown.complete"})

@@ -1,0 +1,227 @@
+"""RECORD: a metric handle, the view on a family with some labels filled in.
+
+``labels()`` returns handles (cached), ``remove()`` / ``clear()`` drop series.
+A handle whose labels are complete holds its series and that series' cells,
+which the public types record into (see `apytheus.metrics`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._labels import check_label_dict, label_value
+from ..backends import Backend, get_backend
+from ..exceptions import LabelValidationException, UnobservableMetricException
+from .family import Family
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+_TYPED = object()  # marks a cache key that carries its values' classes
+
+
+class Unobservable(dict[int, Any]):
+    """The cells of a handle whose labels are incomplete: any record raises."""
+
+    __slots__ = ("_message",)
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self._message = message
+
+    def __missing__(self, key: int) -> Any:
+        raise UnobservableMetricException(self._message)
+
+
+class Handle:
+    """What every metric handle shares: its family, labels, cached children, removal."""
+
+    __slots__ = (
+        "__weakref__",
+        "_cache",
+        "_cells",
+        "_family",
+        "_labels",
+        "_pos_cache",
+        "_series",
+        "description",
+        "name",
+    )
+
+    _kind: ClassVar[str] = "unknown"
+    _reserved: ClassVar[tuple[str, ...]] = ()
+
+    _family: Family
+    _labels: dict[str, str]
+    _series: Any
+    _cells: dict[int, Any]
+    _cache: dict[Any, Any]
+    _pos_cache: dict[Any, Any]
+
+    def _init_family(self, family: Family, registry: Any) -> None:
+        self._bind(family, {})
+        if family.label_names and len(family.defaults) == len(family.label_names):
+            family.handles[family.canonical({})] = self
+        if registry is not None:
+            registry.register(self)
+
+    def _bind(self, family: Family, labels: dict[str, str]) -> None:
+        self._family = family
+        self.name = family.name
+        self.description = family.documentation
+        self._labels = labels
+        self._cache = {}
+        self._pos_cache = {}
+        family.views.add(self)
+        pairs = family.canonical(labels)
+        if len(pairs) == len(family.label_names):
+            self._series = family.series(pairs)
+            self._cells = self._series.cells if hasattr(self._series, "cells") else {}
+        else:
+            missing = [n for n in family.label_names if n not in dict(pairs)]
+            self._series = None
+            self._cells = Unobservable(
+                f"metric {family.name!r} cannot be observed: labels {missing} have no value; "
+                f"call .labels({', '.join(f'{n}=...' for n in missing)}) first"
+            )
+
+    # -- labels -----------------------------------------------------------
+    def labels(self, *args: Any, **kwargs: Any) -> Self:
+        """Return the handle with more labels filled in (cached).
+
+        Takes a dict (pytheus), keyword arguments, or values in declared
+        order (prometheus_client). Labels not given keep their default. The
+        result can be stored and observed once every label has a value;
+        until then it takes the rest with another ``labels()`` call.
+
+        Raises:
+            LabelValidationException: unknown label names, a mix of forms,
+                or a wrong number of positional values.
+
+        Examples:
+            >>> from apytheus import CollectorRegistry, Counter
+            >>> c = Counter("hits", "Hits", ["path", "method"], registry=CollectorRegistry())
+            >>> get = c.labels(method="GET")       # partial: reusable
+            >>> get.labels(path="/").inc()
+            >>> c.labels({"path": "/", "method": "GET"}) is get.labels(path="/")
+            True
+        """
+        if args:
+            if len(args) == 1 and args[0].__class__ is dict:
+                key: Any = tuple(args[0].items())
+                cache = self._cache
+            else:  # positional values: a cache of their own, so ("a", "1") never matches a=1
+                key, cache = args, self._pos_cache
+        elif kwargs:
+            key, cache = tuple(kwargs.items()), self._cache
+        else:
+            return self
+        try:
+            return cache[key]  # type: ignore[no-any-return]
+        except (KeyError, TypeError):
+            return self._labels_slow(args, kwargs, key, cache)
+
+    def _resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, str]:
+        """This handle's labels plus the given ones, validated (creates nothing)."""
+        family = self._family
+        given: Mapping[Any, Any]
+        if args and kwargs:
+            raise LabelValidationException(
+                "pass labels as a dict, as keyword arguments or as positional values, not a mix"
+            )
+        if len(args) == 1 and isinstance(args[0], Mapping):
+            given = args[0]
+        elif args:
+            names = [n for n in family.label_names if n not in self._labels]
+            if len(args) != len(names):
+                raise LabelValidationException(
+                    f"metric {family.name!r} expects {len(names)} label values "
+                    f"({', '.join(names)}), got {len(args)}"
+                )
+            given = {n: label_value(n, v) for n, v in zip(names, args, strict=True)}
+        else:
+            given = kwargs
+        return {**self._labels, **check_label_dict(given, family.label_names, family.name)}
+
+    def _labels_slow(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], key: Any, cache: dict[Any, Any]
+    ) -> Self:
+        family = self._family
+        single = len(args) == 1 and isinstance(args[0], Mapping)
+        if single and args[0].__class__ is not dict:  # an OrderedDict, a MappingProxyType…
+            key, cache = tuple(args[0].items()), self._cache
+        values = args[0].values() if single else args or kwargs.values()
+        # All-str keys go in the fast cache. 1, 1.0 and True are equal as keys but
+        # render as different label values, so other keys go in with their classes
+        # (floats never: -0.0 == 0.0 renders differently too).
+        classes = tuple(v.__class__ for v in values)
+        if all(c is str for c in classes):
+            store: Any = key
+        elif key is None or float in classes:
+            store = None
+        else:
+            store = (_TYPED, key, classes)
+            try:
+                return cache[store]  # type: ignore[no-any-return]
+            except (KeyError, TypeError):  # TypeError: unhashable (refused below)
+                pass
+        merged = self._resolve(args, kwargs)
+        pairs = family.canonical(merged)
+        with family.lock:  # remove() clears the caches under the same lock
+            handle = family.handles.get(pairs)
+            if handle is None:
+                if len(pairs) == len(family.label_names) and family.full_for(pairs):
+                    # Full: the overflow series, and nothing cached for these labels.
+                    return self._labels_slow((), dict(family.overflow_pairs), None, {})
+                handle = self.__class__.__new__(self.__class__)
+                handle._bind(family, merged)
+                family.handles[pairs] = handle
+            if store is not None and handle is not self:  # never in its own cache: a cycle
+                cache[store] = handle
+        return handle
+
+    def remove(self, *args: Any, **kwargs: Any) -> None:
+        """Stop exposing one labeled series (values in declared order, a dict, or keywords).
+
+        A series that does not exist is ignored, as in prometheus_client.
+
+        Raises:
+            LabelValidationException: unknown label names or incomplete labels.
+        """
+        family = self._family
+        if not family.label_names:
+            raise ValueError(f"metric {family.name!r} has no labels: no labeled series to remove")
+        pairs = family.canonical(self._resolve(args, kwargs))
+        if len(pairs) != len(family.label_names):
+            raise LabelValidationException("remove() needs a value for every label")
+        family.remove([pairs])
+
+    def remove_by_labels(self, labels: Mapping[str, str]) -> None:
+        """Stop exposing every series whose labels include all of ``labels``."""
+        if not isinstance(labels, Mapping):
+            raise TypeError("labels must be a dict of label names to values")
+        family = self._family
+        wanted = set(check_label_dict(labels, family.label_names, family.name).items())
+        if wanted:
+            family.remove([p for p in family.series_pairs() if wanted <= set(p)])
+
+    def clear(self) -> None:
+        """Stop exposing every labeled series (the default-labels series stays)."""
+        family = self._family
+        keep = family.canonical({})
+        family.remove([p for p in family.series_pairs() if p != keep])
+
+    def _check_observable(self) -> Any:
+        if self._series is None:
+            self._cells[0]  # raises UnobservableMetricException with the missing labels
+        return self._series
+
+    @property
+    def _metric_value_backend(self) -> Backend:
+        """The backend this metric records into (pytheus' attribute, kept for its samples)."""
+        return get_backend()
+
+    def __repr__(self) -> str:
+        labels = f", labels={self._labels}" if self._labels else ""
+        return f"{self.__class__.__name__}({self.name!r}{labels})"

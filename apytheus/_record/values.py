@@ -1,0 +1,81 @@
+"""RECORD: what a value, an amount, an exemplar or a bucket layout must be (checks)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import reprlib
+import time
+from collections.abc import Iterable, Mapping
+
+from .._labels import LabelSet, check_label_dict, check_label_names
+from .._samples import Exemplar
+from ..exceptions import BucketException
+
+DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+"""Histogram upper bounds (seconds) used when none are given; ``+Inf`` is added."""
+
+MULTIPROCESS_MODES = frozenset(
+    {"sum", "livesum", "max", "livemax", "min", "livemin"}
+    | {"mostrecent", "livemostrecent", "all", "liveall"}
+)
+
+
+def number(value: object, what: str) -> float:
+    """Slow path of value checks: real numbers but bool become floats, else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        shown = reprlib.repr(value)
+        raise TypeError(f"{what} must be a number, not {type(value).__name__} ({shown})")
+    try:
+        return float(value)
+    except OverflowError:
+        size = f"a {value.bit_length()}-bit int" if isinstance(value, int) else reprlib.repr(value)
+        raise ValueError(f"{what} is too large for a float ({size})") from None
+
+
+def either(amount: float, value: float) -> float:
+    """``value=`` (pytheus' name) given: the amount, unless ``amount`` was given too."""
+    if amount.__class__ in (int, float) and amount == 1:  # 1 is the default: not given
+        return value
+    raise TypeError(f"give the amount or value=, not both (got {amount!r} and value={value!r})")
+
+
+def exemplar_of(labels: object, value: float) -> Exemplar:
+    """An exemplar of ``value`` with ``labels`` (checked: names, values, 128 characters)."""
+    if not isinstance(labels, Mapping):
+        raise TypeError("exemplar must be a dict of label names to string values")
+    names = check_label_names(labels)
+    pairs = tuple(sorted(check_label_dict(labels, names, "exemplar").items()))
+    if sum(len(k) + len(v) for k, v in pairs) > 128:
+        raise ValueError("exemplar labels may hold at most 128 characters (OpenMetrics)")
+    return Exemplar(LabelSet(pairs), value, time.time())
+
+
+def check_buckets(buckets: Iterable[float] | None) -> tuple[float, ...]:
+    """Histogram bounds, sorted and without ``+Inf``; empty or None gives the defaults."""
+    if buckets is None:
+        return DEFAULT_BUCKETS
+    if isinstance(buckets, (str, bytes)) or not isinstance(buckets, Iterable):
+        raise BucketException(f"buckets must be a sequence of numbers, not {buckets!r}")
+    given = list(buckets)  # read once: it may be an iterator
+    bounds = [bucket_bound(b) for b in given]
+    if bounds and bounds[-1] == math.inf:
+        bounds.pop()
+    if not given:
+        return DEFAULT_BUCKETS
+    if any(b >= c for b, c in zip(bounds[:-1], bounds[1:], strict=True)):
+        raise BucketException(f"buckets must be strictly increasing, got {given}")
+    if any(math.isinf(b) for b in bounds):
+        raise BucketException("only the last bucket may be +Inf")
+    return tuple(bounds)
+
+
+def bucket_bound(bound: object) -> float:
+    """One bucket bound as a float (not NaN), else `BucketException`."""
+    try:
+        value = number(bound, "bucket bound")
+    except TypeError as exc:
+        raise BucketException(str(exc)) from None
+    if math.isnan(value):
+        raise BucketException("bucket bounds must not be NaN")
+    return value
