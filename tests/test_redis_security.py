@@ -378,7 +378,7 @@ def _acl_cycle(registry: CollectorRegistry, admin: Any, config: Mapping[str, Any
         # a worker whose heartbeat expired long ago, with a gauge value: pruned at a flush
         admin.zadd(f"{{{PREFIX}}}:workers", {dead: time.time() - 60})
         admin.hset(f"{{{PREFIX}|temperature}}:v", f"[]\t{dead}", "99")
-        backend._last_prune = 0.0  # due now
+        backend._round.last_prune = 0.0  # due now
         backend.flush_sync()
         if admin.hexists(f"{{{PREFIX}|temperature}}:v", f"[]\t{dead}"):
             found.append("the dead worker's gauge value was not pruned")
@@ -670,7 +670,7 @@ def _run_app(server: RedisServer, admin: redis.Redis, prefix: str, amount: int) 
         assert backend.flush_sync()
         jobs.remove("gone")
         admin.zadd(f"{{{prefix}}}:workers", {"long-dead": 1.0})  # a worker to prune
-        backend._last_prune = 0.0
+        backend._round.last_prune = 0.0
         assert backend.flush_sync()  # flush, delete, prune
         assert admin.zscore(f"{{{prefix}}}:workers", "long-dead") is None
         return registry.get_sample_value("jobs_total", {"kind": "x"})  # scrape

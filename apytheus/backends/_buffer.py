@@ -21,61 +21,17 @@ import math
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from .._labels import LabelSet
 from .._samples import floatstr
+from ._batch import Batch, Handover, Mark, MetricOps
 from ._protocol import MetricSpec, Series
+from ._redis_layout import SEP, bucket_parts, series_field
 from ._series import HistogramSeries, InfoSeries, ScalarSeries
 
 log = logging.getLogger("apytheus")
-
-SEP = "\t"  # between a series' field and its part (bucket, sum, worker): JSON never has a raw tab
-
-
-def series_field(labels: LabelSet) -> str:
-    """The hash field naming a series: its label values as compact JSON, in declared order."""
-    return json.dumps([v for _, v in labels.pairs], ensure_ascii=False, separators=(",", ":"))
-
-
-def bucket_parts(bounds: tuple[float, ...]) -> list[str]:
-    """Field suffixes of a histogram's buckets (``le`` as exposed), then ``sum``."""
-    return [floatstr(b) for b in bounds] + ["+Inf", "sum"]
-
-
-@dataclass
-class MetricOps:
-    """What one batch does to one metric's hashes (metrics of one name share them)."""
-
-    spec: MetricSpec
-    expected: int | None = None  # the batch number this worker's last acknowledged write left
-    deletes: list[str] = field(default_factory=list)  # series fields to delete, first
-    incr: list[tuple[str, float]] = field(default_factory=list)  # field, delta to add
-    sets: list[tuple[str, str]] = field(default_factory=list)  # HSET field value
-    stamped: list[tuple[str, float]] = field(default_factory=list)  # field of `sets`, its time
-    created: list[tuple[str, float]] = field(default_factory=list)  # HSETNX field timestamp
-
-    def __bool__(self) -> bool:
-        return bool(self.deletes or self.incr or self.sets or self.created)
-
-
-@dataclass
-class Batch:
-    """One flush: a sequence number and the operations, sent as a whole until acknowledged.
-
-    A ``whole`` batch carries every series' state (a worker's first batch, or
-    one after the store lost data), so the store may confirm it holds all.
-    """
-
-    seq: int
-    ops: list[MetricOps]
-    whole: bool = False
-
-    @property
-    def fields(self) -> int:
-        """How many hash fields the batch writes."""
-        return sum(len(o.incr) + len(o.sets) for o in self.ops)
 
 
 @dataclass
@@ -86,35 +42,6 @@ class _Entry:
     stamp: float = 0.0  # when a gauge-like value was sent (its `mostrecent` time)
     seen: object = None  # the cells (or info) last sent: a new object means a new write
     recreate: bool = False  # the store lost this series: write it again
-
-
-class Mark(NamedTuple):
-    """What a write asks the store to check and record of this worker's state.
-
-    The store keeps one number per worker: the batch number of the last write
-    it confirmed. A write expects ``expected`` there (or ``new``, if a lost reply
-    hid that it was applied already) and then records ``new``; a ``force`` write
-    (a whole batch) records ``new`` whatever is there. Anything else means the
-    store lost data, or went back to an older snapshot.
-    """
-
-    expected: int | None
-    new: int
-    force: bool
-
-
-@dataclass
-class Handover:
-    """What a successor on the same store needs to go on exactly once (see adopt)."""
-
-    worker: str
-    seq: int
-    pending: Batch | None
-    sent: dict[tuple[MetricSpec, str], tuple[Any, float, object, bool]]  # see _Entry
-    deletes: dict[tuple[str, str], MetricSpec]
-    stored: dict[str, int]
-    marked: int | None
-    whole: bool
 
 
 _TOTALS = ("counter", "histogram", "summary")  # kinds sent as deltas of totals

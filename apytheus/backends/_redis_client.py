@@ -1,4 +1,4 @@
-"""STORE: making redis-py clients from the config, and telling outages from bad credentials."""
+"""STORE: the connection config, redis-py clients, and outages told from bad credentials."""
 
 from __future__ import annotations
 
@@ -175,3 +175,22 @@ def client_factory(config: dict[str, Any], retries: int | None = None) -> Callab
         return lambda: redis.Redis.from_url(url, **options)
     redis.Redis(**options)
     return lambda: redis.Redis(**options)
+
+
+def seconds_option(options: dict[str, Any], name: str, default: float) -> float:
+    """Pop a number of seconds from the config, or say which option is wrong."""
+    raw = options.pop(name, default)
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}")
+    return float(raw)
+
+
+def check_connection_options(options: dict[str, Any]) -> None:
+    """Refuse connection options of the wrong type now, not at the first flush."""
+    url = options.get("url")
+    if url is not None and not (isinstance(url, str) and "://" in url):
+        raise ValueError(f"url must be a string like redis://host:6379/0, not {url!r}")
+    for name in ("port", "db"):
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{name} must be a whole number, not {value!r}")

@@ -1,26 +1,12 @@
-"""STORE: the Redis layout, the exactly-once writes (see _redis_scripts.py), one-round-trip reads.
+"""STORE: exactly-once writes to Redis (see _redis_scripts.py), one-round-trip reads.
 
-Keys carry a hash tag per metric (``{prefix|name}:v``), so everything a flush
-script touches lives in one Redis Cluster slot (``|`` is in no metric name, so
-prefixes and names cannot run into each other):
-
-* ``{p|m}:v``   values. Counter / histogram fields hold totals over all
-  workers (added in the flush script); gauge, info and enum fields are per worker.
-* ``{p|m}:seq`` the last batch sequence number applied, per worker.
-* ``{p|m}:c``   creation time per series (``HSETNX``), for OpenMetrics.
-* ``{p|m}:t``   time of the last write per gauge field (``mostrecent``).
-* ``{p}:workers`` a sorted set of workers; the score is when each one's
-  heartbeat expires, as the worker itself set it.
-* ``{p}:marks``  per worker, the batch number of its last confirmed write:
-  how a worker notices that Redis lost (or rolled back) what it sent.
-
-Nothing is ever scanned (no ``KEYS``/``SCAN``): a read is one ``HGETALL`` per
-metric, all pipelined.
+The layout (keys, fields) is in ``_redis_layout.py``; a read's merge over
+workers is in ``_redis_merge.py``. Nothing is ever scanned (no ``KEYS`` /
+``SCAN``): a read is one ``HGETALL`` per metric, all pipelined.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import weakref
@@ -31,11 +17,12 @@ import redis
 import redis.exceptions
 
 from .._labels import LabelSet
-from ._buffer import SEP, Batch, Mark, bucket_parts
+from ._batch import Batch, Mark
 from ._protocol import MetricSpec, Series
 from ._redis_client import TRANSIENT, close_client, is_auth_error
+from ._redis_layout import marks_key, metric_keys, workers_key
+from ._redis_merge import Merge
 from ._redis_scripts import FLUSH_SHA, MARK_SHA, PRUNE_SCRIPT, PRUNE_SHA, SCRIPTS
-from ._series import HistogramSeries, InfoSeries, ScalarSeries
 
 log = logging.getLogger("apytheus")
 
@@ -69,8 +56,8 @@ class RedisStore:
         # Metrics found behind (their keys lost) by a write that then failed: the retry
         # of the same batch finds them applied, so it could not tell.
         self._behind: set[str] = set()
-        self.workers_key = f"{{{key_prefix}}}:workers"
-        self.marks_key = f"{{{key_prefix}}}:marks"
+        self.workers_key = workers_key(key_prefix)
+        self.marks_key = marks_key(key_prefix)
         # field -> LabelSet per metric, rebuilt by every read (so it never outgrows Redis)
         self._labels: weakref.WeakKeyDictionary[MetricSpec, dict[str, LabelSet | None]] = (
             weakref.WeakKeyDictionary()
@@ -101,8 +88,7 @@ class RedisStore:
 
     def keys(self, spec: MetricSpec) -> tuple[str, str, str, str]:
         """The seq, values, created and times keys of a metric."""
-        tag = f"{{{self.key_prefix}|{spec.name}}}"
-        return f"{tag}:seq", f"{tag}:v", f"{tag}:c", f"{tag}:t"
+        return metric_keys(self.key_prefix, spec.name)
 
     # -- write --------------------------------------------------------------
     def write(self, batch: Batch | None, worker: str, now: float, mark: Mark) -> Written:
@@ -226,108 +212,8 @@ class RedisStore:
                 continue
             known = self._labels.get(spec, {})
             fresh: dict[str, LabelSet | None] = {}
-            out[spec] = _Merge(spec, known, fresh).merge(values, extra, live)
+            out[spec] = Merge(spec, known, fresh).merge(values, extra, live)
             self._labels[spec] = fresh
-        return out
-
-
-class _Merge:
-    """Turns one metric's hashes into series (fields -> labels via a per-read cache)."""
-
-    def __init__(
-        self,
-        spec: MetricSpec,
-        known: dict[str, LabelSet | None],
-        fresh: dict[str, LabelSet | None],
-    ) -> None:
-        self.spec = spec
-        self.known = known
-        self.fresh = fresh
-
-    def labels(self, field: str) -> LabelSet | None:
-        """The labels a field names, or None if they do not fit this metric's label names.
-
-        They do not fit when another metric of the same name but other labels
-        (another registry, an older deployment) writes under the same key prefix.
-        """
-        if field in self.fresh:
-            return self.fresh[field]
-        found = self.known[field] if field in self.known else self._parse(field)
-        self.fresh[field] = found
-        return found
-
-    def _parse(self, field: str) -> LabelSet | None:
-        try:
-            values = json.loads(field)
-        except ValueError:
-            return None
-        names = self.spec.label_names
-        if not isinstance(values, list) or len(values) != len(names):
-            return None
-        return LabelSet(tuple(zip(names, map(str, values), strict=True)))
-
-    def merge(
-        self, values: dict[bytes, bytes], extra: dict[bytes, bytes], live: set[str]
-    ) -> list[Series]:
-        kind = self.spec.kind
-        if kind == "counter":
-            out: list[Series] = []
-            for f, v in values.items():
-                labels = self.labels(f.decode())
-                if labels is not None:
-                    out.append(_scalar(labels, float(v), _created(extra, f)))
-            return out
-        if kind in ("histogram", "summary"):
-            return self._histograms(values, extra)
-        return self._gauges(values, extra, live)
-
-    def _histograms(self, values: dict[bytes, bytes], created: dict[bytes, bytes]) -> list[Series]:
-        spec = self.spec
-        index = {p: i for i, p in enumerate(bucket_parts(spec.bounds))}
-        cells: dict[str, list[float]] = {}
-        width = len(index)
-        for f, v in values.items():
-            field, _, part = f.decode().rpartition(SEP)
-            i = index.get(part)
-            if i is None:
-                continue  # a bucket bound this process does not declare (config changed)
-            cells.setdefault(field, [0.0] * width)[i] = float(v)
-        out: list[Series] = []
-        for field, cell in cells.items():
-            labels = self.labels(field)
-            if labels is None:
-                continue
-            series = HistogramSeries(labels, spec.bounds)
-            series.cells[0] = cell
-            series.created = _created(created, field.encode())
-            out.append(series)
-        return out
-
-    def _gauges(
-        self, values: dict[bytes, bytes], times: dict[bytes, bytes], live: set[str]
-    ) -> list[Series]:
-        spec = self.spec
-        mode = spec.mode if spec.kind == "gauge" else "mostrecent"
-        by_series: dict[str, list[tuple[str, bytes, float]]] = {}
-        for f, v in values.items():
-            field, _, worker = f.decode().rpartition(SEP)
-            if mode in _LIVE and worker not in live:
-                continue
-            by_series.setdefault(field, []).append((worker, v, float(times.get(f, b"0"))))
-        out: list[Series] = []
-        for field, entries in by_series.items():
-            labels = self.labels(field)
-            if labels is None:
-                continue
-            if spec.kind == "info":
-                info = InfoSeries(labels)
-                info.info = tuple(json.loads(max(entries, key=lambda e: e[2])[1]).items())
-                out.append(info)
-            elif mode in ("all", "liveall"):
-                for worker, v, _ in sorted(entries):
-                    out.append(_scalar(LabelSet((*labels.pairs, ("worker", worker))), float(v), 0))
-            else:
-                out.append(_scalar(labels, _combine(mode, entries), 0.0))
         return out
 
 
@@ -368,26 +254,3 @@ def permanent_reason(error: object) -> str | None:
         if marker in text:
             return reason
     return None
-
-
-def _combine(mode: str, entries: list[tuple[str, bytes, float]]) -> float:
-    if mode in ("mostrecent", "livemostrecent"):
-        return float(max(entries, key=lambda e: e[2])[1])
-    numbers = [float(v) for _, v, _ in entries]
-    if mode in ("max", "livemax"):
-        return max(numbers)
-    if mode in ("min", "livemin"):
-        return min(numbers)
-    return sum(numbers)
-
-
-def _scalar(labels: LabelSet, value: float, created: float) -> ScalarSeries:
-    series = ScalarSeries(labels)
-    series.cells[0] = value
-    series.created = created
-    return series
-
-
-def _created(created: dict[bytes, bytes], field: bytes) -> float:
-    raw = created.get(field)
-    return float(raw) if raw is not None else 0.0

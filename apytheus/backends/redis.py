@@ -24,12 +24,19 @@ from typing import Any
 import anyio
 
 from .._labels import LabelSet
-from .._samples import MetricFamily, Sample
+from .._samples import MetricFamily
 from ..exceptions import BackendUnavailable, InvalidBackendConfigException
-from ._buffer import Batch, DeltaBuffer
-from ._flusher import Flusher
-from ._protocol import MetricSpec, Series
-from ._redis_client import auth_problem, client_factory, ping_once, redacted_location
+from ._buffer import DeltaBuffer
+from ._flusher import Flusher, FlushRound
+from ._protocol import MetricSpec, Series, SupportsClose
+from ._redis_client import (
+    auth_problem,
+    check_connection_options,
+    client_factory,
+    ping_once,
+    redacted_location,
+    seconds_option,
+)
 from ._redis_store import RedisStore
 from ._threads import run_sync
 
@@ -76,19 +83,17 @@ class RedisBackend:
         self.key_prefix = str(options.pop("key_prefix", "apytheus"))
         if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
             raise ValueError("key_prefix must be a non-empty string without '{' or '}'")
-        self.flush_interval = _seconds(options, "flush_interval", 1.0)
+        self.flush_interval = seconds_option(options, "flush_interval", 1.0)
         if not 0 < self.flush_interval <= 3600:
             raise ValueError("flush_interval must be between 0 and 3600 seconds")
         default_ttl = max(10.0, 5 * self.flush_interval)
-        self.heartbeat_ttl = _seconds(options, "heartbeat_ttl", default_ttl)
+        self.heartbeat_ttl = seconds_option(options, "heartbeat_ttl", default_ttl)
         if not self.heartbeat_ttl > self.flush_interval:
             raise ValueError("heartbeat_ttl must be longer than flush_interval")
-        self.worker_retention = _seconds(options, "worker_retention", 86400.0)
+        self.worker_retention = seconds_option(options, "worker_retention", 86400.0)
         if not self.worker_retention > 0:
             raise ValueError("worker_retention must be a positive number of seconds")
-        # how often a worker looks for long-dead workers to prune
-        self._prune_every = min(self.worker_retention, max(60.0, 10 * self.flush_interval))
-        _check_connection_options(options)
+        check_connection_options(options)
         if "|" in self.key_prefix:
             raise ValueError("key_prefix must not contain '|' (it separates prefix and name)")
         self._identity = (self.key_prefix, repr(sorted(options.items())))
@@ -96,21 +101,17 @@ class RedisBackend:
         self._store = RedisStore(client_factory(options), self.key_prefix, self.heartbeat_ttl)
         self._probe = client_factory(options, retries=0)  # the startup check tries once
         self._buffer = DeltaBuffer(_worker_id())
+        self._round = FlushRound(
+            self._buffer,
+            self._store,
+            options,
+            self.key_prefix,
+            self.worker_retention,
+            min(self.worker_retention, max(60.0, 10 * self.flush_interval)),
+        )
         self._flusher = Flusher(self.flush_sync, self.flush_interval)
-        self._flush_lock = threading.Lock()
         self._closed = False
-        self._reset_health()
         _backends.add(self)
-
-    def _reset_health(self) -> None:
-        self.flush_errors = 0
-        self.dropped_updates = 0
-        self.dropped_by_reason: dict[str, int] = {}
-        self.resends = 0  # times Redis had lost (or rolled back) this worker's data
-        self.last_flush = 0.0
-        self._last_logged = 0.0
-        self._auth_logged = False  # an auth/ACL failure was logged since the last success
-        self._last_prune = time.time()
 
     @property
     def worker(self) -> str:
@@ -169,93 +170,7 @@ class RedisBackend:
         recorded and removed meanwhile, and one more if Redis turns out to have
         lost this worker's data. Every write refreshes the heartbeat.
         """
-        with self._flush_lock:
-            now = time.time()
-            try:
-                rounds, resent, wrote = (2 if self._buffer.pending is not None else 1), False, False
-                while rounds:
-                    rounds -= 1
-                    batch = self._buffer.take(now)
-                    if batch is None and wrote:
-                        break  # the heartbeat and the mark went with the last write
-                    mark = self._buffer.mark(batch)
-                    worker = self._buffer.worker
-                    written = self._store.write(batch, worker, now, mark)
-                    wrote = True
-                    if written.refused:
-                        self._refused(written.refused, batch)
-                    lost = self._buffer.ack(batch, mark, written.confirmed, written.behind)
-                    if lost and not resent:
-                        rounds, resent = 1, True
-                        self.resends += 1
-                        log.warning(
-                            "apytheus: Redis lost (or rolled back) what worker %s had sent: "
-                            "sending its series again",
-                            worker,
-                        )
-            except Exception as exc:
-                self.flush_errors += 1
-                problem = auth_problem(exc, self._options)
-                if problem is not None and (not self._auth_logged or now - self._last_logged > 60):
-                    # not an outage: nothing reaches Redis until the config is fixed
-                    self._auth_logged = True
-                    self._last_logged = now
-                    log.error(
-                        "apytheus: flush to Redis failed (%d failures so far): %s. "
-                        "The deltas stay buffered and are retried",
-                        self.flush_errors,
-                        problem,
-                    )
-                elif now - self._last_logged > 60:
-                    self._last_logged = now
-                    log.warning(
-                        "apytheus: flush to Redis failed (%d failures so far): %s; "
-                        "the deltas stay buffered and are retried",
-                        self.flush_errors,
-                        exc,
-                    )
-                return False
-            self.last_flush = now
-            self._auth_logged = False
-            if now - self._last_prune >= self._prune_every:
-                self._prune(now)
-            return True
-
-    def _prune(self, now: float) -> None:
-        """Remove what workers dead for longer than ``worker_retention`` left (best effort)."""
-        self._last_prune = now
-        try:
-            gone = self._store.prune(self._buffer.specs(), now - self.worker_retention)
-        except Exception as exc:  # pruning can wait for the next time
-            problem = auth_problem(exc, self._options)
-            log.log(
-                logging.ERROR if problem else logging.WARNING,
-                "apytheus: pruning dead workers in Redis failed: %s",
-                problem or exc,
-            )
-            return
-        if gone:
-            log.info("apytheus: removed %d dead workers' data from Redis", len(gone))
-
-    def _refused(self, refused: dict[str, str], batch: Batch | None) -> None:
-        """Redis refused some metrics' updates for good (not an outage): drop them, say why."""
-        for reason in sorted(set(refused.values())):
-            names = sorted(n for n, r in refused.items() if r == reason)
-            dropped = (
-                sum(len(o.incr) + len(o.sets) for o in batch.ops if o.spec.name in names)
-                if batch
-                else 0
-            )
-            self.dropped_updates += dropped
-            self.dropped_by_reason[reason] = self.dropped_by_reason.get(reason, 0) + dropped
-            log.error(
-                "apytheus: Redis refused the updates of %s for good: %s (key_prefix %r); "
-                "%d updates dropped",
-                names,
-                reason,
-                self.key_prefix,
-                dropped,
-            )
+        return self._round.run()
 
     def check_connection(self) -> None:
         """Connect and PING once (blocking), to catch a wrong password or ACL at startup.
@@ -311,8 +226,7 @@ class RedisBackend:
     # -- process lifecycle -----------------------------------------------------
     def _after_fork(self) -> None:
         """In a forked child: new worker id, locks, connection and flusher; no parent deltas."""
-        self._flush_lock = threading.Lock()
-        self._reset_health()
+        self._round.reset()
         self._buffer.rebase(_worker_id())
         self._store.reset()
         self._flusher.forget_thread()
@@ -331,84 +245,41 @@ class RedisBackend:
                 previous._flusher.stop_thread()
                 self._buffer.adopt(previous._buffer.handover())
             previous.close(flush=False)
-        else:
-            close = getattr(previous, "close", None)
-            if callable(close):
-                close()
+        elif isinstance(previous, SupportsClose):
+            previous.close()
 
     # -- health ----------------------------------------------------------------
     def health_families(self) -> list[MetricFamily]:
         """This worker's flush health, exposed with the default registry."""
-        pending = self._buffer.pending
-        labels = LabelSet((("worker", self.worker),))
+        return self._round.health_families()
 
-        def family(name: str, kind: str, doc: str, value: float) -> MetricFamily:
-            sample = name + "_total" if kind == "counter" else name
-            return MetricFamily(name, doc, kind, [Sample(sample, labels, value)])
+    @property
+    def flush_errors(self) -> int:
+        """Flushes that failed (their deltas stayed buffered)."""
+        return self._round.flush_errors
 
-        return [
-            family(
-                "apytheus_redis_flush_errors",
-                "counter",
-                "Flushes to Redis that failed (their deltas stayed buffered).",
-                float(self.flush_errors),
-            ),
-            family(
-                "apytheus_redis_resends",
-                "counter",
-                "Times Redis had lost or rolled back this worker's data (a restart, say), "
-                "so that it sent its series again.",
-                float(self.resends),
-            ),
-            MetricFamily(
-                "apytheus_redis_dropped_updates",
-                "Updates Redis refused for good, by reason (a key of another type, say); "
-                "an outage or a full Redis drops nothing.",
-                "counter",
-                [
-                    Sample(
-                        "apytheus_redis_dropped_updates_total",
-                        LabelSet((*labels.pairs, ("reason", reason))),
-                        float(count),
-                    )
-                    for reason, count in sorted(self.dropped_by_reason.items())
-                ],
-            ),
-            family(
-                "apytheus_redis_buffered_fields",
-                "gauge",
-                "Fields of the batch waiting for Redis to acknowledge it.",
-                float(pending.fields if pending is not None else 0),
-            ),
-            family(
-                "apytheus_redis_last_flush_timestamp_seconds",
-                "gauge",
-                "Unix time of the last successful flush to Redis.",
-                self.last_flush,
-            ),
-        ]
+    @property
+    def dropped_updates(self) -> int:
+        """Updates Redis refused for good (a key of another type, say)."""
+        return self._round.dropped_updates
+
+    @property
+    def resends(self) -> int:
+        """Times Redis had lost or rolled back this worker's data, so it sent it again."""
+        return self._round.resends
+
+    @property
+    def last_flush(self) -> float:
+        """Unix time of the last successful flush (0 before the first)."""
+        return self._round.last_flush
+
+    @property
+    def _flush_lock(self) -> threading.Lock:
+        """Held while a flush runs."""
+        return self._round.lock
 
     def __repr__(self) -> str:
         return f"RedisBackend(key_prefix={self.key_prefix!r}, worker={self.worker!r})"
-
-
-def _seconds(options: dict[str, Any], name: str, default: float) -> float:
-    """Pop a number of seconds from the config, or say which option is wrong."""
-    raw = options.pop(name, default)
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        raise ValueError(f"{name} must be a number of seconds, not {raw!r}")
-    return float(raw)
-
-
-def _check_connection_options(options: dict[str, Any]) -> None:
-    """Refuse connection options of the wrong type now, not at the first flush."""
-    url = options.get("url")
-    if url is not None and not (isinstance(url, str) and "://" in url):
-        raise ValueError(f"url must be a string like redis://host:6379/0, not {url!r}")
-    for name in ("port", "db"):
-        value = options.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"{name} must be a whole number, not {value!r}")
 
 
 MultiProcessRedisBackend = RedisBackend

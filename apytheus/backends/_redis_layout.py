@@ -1,0 +1,54 @@
+"""STORE: the Redis layout in one place: keys, hash fields and their separators.
+
+Keys carry a hash tag per metric (``{prefix|name}:v``), so everything a flush
+script touches lives in one Redis Cluster slot (``|`` is in no metric name, so
+prefixes and names cannot run into each other):
+
+* ``{p|m}:v``   values. Counter / histogram fields hold totals over all
+  workers (added in the flush script); gauge, info and enum fields are per worker.
+* ``{p|m}:seq`` the last batch sequence number applied, per worker.
+* ``{p|m}:c``   creation time per series (``HSETNX``), for OpenMetrics.
+* ``{p|m}:t``   time of the last write per gauge field (``mostrecent``).
+* ``{p}:workers`` a sorted set of workers; the score is when each one's
+  heartbeat expires, as the worker itself set it.
+* ``{p}:marks``  per worker, the batch number of its last confirmed write:
+  how a worker notices that Redis lost (or rolled back) what it sent.
+
+A field names a series by its label values as compact JSON; a histogram's
+bucket, or a gauge's worker, follows after a tab (JSON never has a raw one).
+"""
+
+from __future__ import annotations
+
+import json
+
+from .._labels import LabelSet
+from .._samples import floatstr
+
+SEP = "\t"  # between a series' field and its part (bucket, sum, worker): JSON never has a raw tab
+
+
+def series_field(labels: LabelSet) -> str:
+    """The hash field naming a series: its label values as compact JSON, in declared order."""
+    return json.dumps([v for _, v in labels.pairs], ensure_ascii=False, separators=(",", ":"))
+
+
+def bucket_parts(bounds: tuple[float, ...]) -> list[str]:
+    """Field suffixes of a histogram's buckets (``le`` as exposed), then ``sum``."""
+    return [floatstr(b) for b in bounds] + ["+Inf", "sum"]
+
+
+def metric_keys(key_prefix: str, name: str) -> tuple[str, str, str, str]:
+    """The seq, values, created and times keys of a metric."""
+    tag = f"{{{key_prefix}|{name}}}"
+    return f"{tag}:seq", f"{tag}:v", f"{tag}:c", f"{tag}:t"
+
+
+def workers_key(key_prefix: str) -> str:
+    """The sorted set of workers and when their heartbeats expire."""
+    return f"{{{key_prefix}}}:workers"
+
+
+def marks_key(key_prefix: str) -> str:
+    """The hash of each worker's last confirmed batch number."""
+    return f"{{{key_prefix}}}:marks"
