@@ -25,12 +25,13 @@ from typing import Any, NamedTuple
 from aiohttp import hdrs, payload, web
 from aiohttp.typedefs import Handler, Middleware
 
+from ._expose.routes import METHODS, UNMATCHED_ROUTE
 from ._record.timers import clock
 from .backends._current import lifespan
 from .exceptions import BackendUnavailable
 from .exposition import agenerate_metrics, choose_format
 from .metrics import DEFAULT_BUCKETS, Gauge, Histogram
-from .middleware import METHODS, UNMATCHED_ROUTE, MetricsMiddleware
+from .middleware import MetricsMiddleware
 from .registry import REGISTRY, Registry
 
 __all__ = ["apytheus_cleanup_ctx", "metrics_handler", "metrics_middleware"]

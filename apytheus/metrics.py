@@ -24,6 +24,7 @@ from ._record.values import (
     DEFAULT_BUCKETS,
     MULTIPROCESS_MODES,
     check_buckets,
+    check_states,
 )
 from .backends._series import InfoSeries, ScalarSeries
 from .exceptions import LabelValidationException
@@ -253,19 +254,7 @@ class Enum(_Metric):
         *,
         max_series: int | None = None,
     ) -> None:
-        if isinstance(states, str) or not isinstance(states, Iterable):
-            raise ValueError("Enum needs states: a non-empty list of strings")
-        states = tuple(states)  # any iterable (a generator is read once)
-        if not states or not all(isinstance(s, str) for s in states):
-            raise ValueError("Enum needs states: a non-empty list of strings")
-        if len(set(states)) != len(states):
-            raise ValueError(f"Enum states must be distinct, got {list(states)}")
-        prefix = getattr(registry, "prefix", None) if registry is not None else None
-        exposed = f"{prefix}_{name}" if isinstance(prefix, str) and prefix else name
-        if isinstance(exposed, str) and ":" in exposed:
-            raise ValueError(
-                f"Enum name {exposed!r} must not contain ':': it also names the state label"
-            )
+        states, exposed = check_states(states, name, registry)
         self._setup(
             name,
             description,
@@ -274,7 +263,7 @@ class Enum(_Metric):
             registry,
             max_series,
             reserved=(name, exposed),
-            states=tuple(states),
+            states=states,
         )
 
     def state(self, state: str) -> None:

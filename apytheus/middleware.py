@@ -17,6 +17,9 @@ from typing import Any
 
 from ._collect.source import behind
 from ._expose.asgi import ASGIApp, Message, Receive, Scope, Send, run_lifespan
+from ._expose.routes import METHODS as METHODS
+from ._expose.routes import UNMATCHED_ROUTE as UNMATCHED_ROUTE
+from ._expose.routes import route_template
 from ._public import publish
 from ._record.family import watch_cache
 from ._record.timers import clock
@@ -30,8 +33,6 @@ _REGEX_CHARS = frozenset(".^$*+?{}[]\\|()")
 
 log = logging.getLogger("apytheus")
 
-UNMATCHED_ROUTE = "<unmatched>"
-"""The ``route`` of every request that matched no route (404s, scanners)."""
 
 SIZE_BUCKETS = (10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
 """Buckets of the size histograms, in bytes (pytheus' middleware buckets)."""
@@ -103,11 +104,6 @@ class _Metrics:
 
 _shared: weakref.WeakKeyDictionary[Any, _Metrics] = weakref.WeakKeyDictionary()
 
-# Any other method a client sends is labeled OTHER: the label set stays bounded.
-METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
-)
-
 
 class MetricsMiddleware:
     """Pure ASGI middleware recording request metrics, labeled by route template.
@@ -125,7 +121,8 @@ class MetricsMiddleware:
             same registry share the metrics (the first one's options win).
         buckets: upper bounds of the duration histogram, in seconds.
         excluded_paths: regular expressions; a request whose path matches one
-            fully is not recorded (default: ``/metrics``).
+            fully is not recorded (None: ``/metrics``; nothing for
+            `PytheusMiddlewareASGI`).
         group_status_codes: label ``2xx`` instead of ``200`` and so on.
         extra_labels: a function of the ASGI scope returning more label values;
             its keys must be given as ``extra_label_names``.
@@ -144,13 +141,14 @@ class MetricsMiddleware:
 
     # a request without a body observes 0 bytes (pytheus' middleware observes nothing)
     _observe_empty_requests = True
+    _excluded_by_default: tuple[str, ...] = ("/metrics",)
 
     def __init__(
         self,
         app: ASGIApp,
         registry: Registry | None = REGISTRY,
         buckets: Sequence[float] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        excluded_paths: Iterable[str] = ("/metrics",),
+        excluded_paths: Iterable[str] | None = None,
         group_status_codes: bool = False,
         extra_labels: Callable[[Scope], Mapping[str, str]] | None = None,
         extra_label_names: Sequence[str] = (),
@@ -161,7 +159,7 @@ class MetricsMiddleware:
             raise ValueError("give extra_labels and extra_label_names together")
         self.metrics = _metrics_for(registry, buckets, tuple(extra_label_names))
         # plain paths are a set lookup; only real patterns cost a regex match
-        excluded = list(excluded_paths)
+        excluded = list(self._excluded_by_default if excluded_paths is None else excluded_paths)
         self.excluded_paths = frozenset(p for p in excluded if not set(p) & _REGEX_CHARS)
         self.excluded = [re.compile(p) for p in excluded if set(p) & _REGEX_CHARS]
         self.group_status_codes = group_status_codes
@@ -220,7 +218,7 @@ class MetricsMiddleware:
         finally:
             in_progress.dec()
             duration = (end if end is not None else clock()) - start
-            route = _route(scope, root_path)
+            route = route_template(scope, root_path)
             if self.extra_labels is None:
                 key: tuple[Any, ...] = (method, route, status)
             else:
@@ -249,18 +247,6 @@ class MetricsMiddleware:
                 self._exemplar_failed = True
                 log.exception("apytheus: the middleware's exemplar function failed")
             child.observe(duration)
-
-
-def _route(scope: Scope, root_path: str) -> str:
-    """The template of the route the router matched (Starlette/FastAPI), else unmatched."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if not isinstance(path, str):
-        return UNMATCHED_ROUTE
-    # A Mount adds its matched prefix to root_path before the inner router matches.
-    mounted = scope.get("root_path", "")
-    prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
-    return prefix + path
 
 
 def _metrics_for(
@@ -298,27 +284,7 @@ class PytheusMiddlewareASGI(MetricsMiddleware):
 
     _observe_empty_requests = False
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        registry: Registry | None = REGISTRY,
-        buckets: Sequence[float] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        excluded_paths: Iterable[str] = (),
-        group_status_codes: bool = False,
-        extra_labels: Callable[[Scope], Mapping[str, str]] | None = None,
-        extra_label_names: Sequence[str] = (),
-        exemplar: Callable[[Scope], Mapping[str, str] | None] | None = None,
-    ) -> None:
-        super().__init__(
-            app,
-            registry,
-            buckets,
-            excluded_paths,
-            group_status_codes,
-            extra_labels,
-            extra_label_names,
-            exemplar,
-        )
+    _excluded_by_default = ()
 
 
 publish(globals())

@@ -7,6 +7,7 @@ import numbers
 import reprlib
 import time
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .._labels import LabelSet, check_label_dict, check_label_names
 from .._samples import Exemplar
@@ -79,3 +80,21 @@ def bucket_bound(bound: object) -> float:
     if math.isnan(value):
         raise BucketException("bucket bounds must not be NaN")
     return value
+
+
+def check_states(states: object, name: str, registry: Any) -> tuple[tuple[str, ...], str]:
+    """An Enum's states (distinct strings, any iterable) and its exposed name (no ``:``)."""
+    if isinstance(states, str) or not isinstance(states, Iterable):
+        raise ValueError("Enum needs states: a non-empty list of strings")
+    found = tuple(states)  # any iterable (a generator is read once)
+    if not found or not all(isinstance(s, str) for s in found):
+        raise ValueError("Enum needs states: a non-empty list of strings")
+    if len(set(found)) != len(found):
+        raise ValueError(f"Enum states must be distinct, got {list(found)}")
+    prefix = getattr(registry, "prefix", None) if registry is not None else None
+    exposed = f"{prefix}_{name}" if isinstance(prefix, str) and prefix else name
+    if isinstance(exposed, str) and ":" in exposed:
+        raise ValueError(
+            f"Enum name {exposed!r} must not contain ':': it also names the state label"
+        )
+    return found, exposed

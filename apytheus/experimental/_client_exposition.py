@@ -19,7 +19,7 @@ from typing import Any
 from .. import exposition
 from .._collect.read import collect_sync
 from .._expose.asgi import ASGIApp, Receive, Scope, Send
-from .._expose.push import Handler, default_handler
+from .._expose.push_handlers import Handler, default_handler
 from .._samples import MetricFamily
 from ..registry import REGISTRY
 from ._client_metrics import as_registry, metric_registry
