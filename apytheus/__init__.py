@@ -4,6 +4,17 @@ The names below are re-exported from their modules (`apytheus.metrics`,
 `apytheus.registry`, `apytheus.exposition`, `apytheus.backends`), so both
 pytheus-style (``from apytheus.metrics import Counter``) and
 prometheus_client-style (``from apytheus import Counter``) imports work.
+
+The package's folders follow a value from ``counter.inc()`` to ``GET /metrics``;
+imports only point downstream:
+
+* record: ``metrics.py`` and ``_record/`` write into the per-thread cells of
+  ``backends/_series.py`` (no lock, no I/O);
+* buffer, flush, store: ``backends/`` (``_buffer.py`` makes exactly-once
+  batches, ``_flusher.py`` sends them, ``redis.py`` wires the Redis store);
+* collect: ``registry.py`` and ``_collect/`` read every series in one backend
+  read and build the samples;
+* expose: ``exposition.py`` and ``_expose/`` encode, negotiate and serve them.
 """
 
 from __future__ import annotations
