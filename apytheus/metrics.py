@@ -250,7 +250,7 @@ class Enum(_Metric):
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, str] | None = None,
         registry: Registry | None = REGISTRY,
-        states: Sequence[str] = (),
+        states: Iterable[str] = (),
         *,
         max_series: int | None = None,
     ) -> None:

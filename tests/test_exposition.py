@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 
 import pytest
 from prometheus_client.metrics_core import Metric
-from prometheus_client.openmetrics.parser import (
-    text_string_to_metric_families as parse_openmetrics_text,
-)
+from prometheus_client.openmetrics import parser as om_parser
 from prometheus_client.parser import text_string_to_metric_families as parse_prometheus_text
 from prometheus_client.utils import floatToGoString
 
@@ -46,9 +44,12 @@ CONTROL = "nul\x00 cr\r vt\x0b ff\x0c fs\x1c nel\x85 ls\u2028 ps\u2029 bom\ufeff
 
 Row = tuple[str, dict[str, str], float]
 
+# prometheus_client's OpenMetrics parser has no annotations: what it is, typed
+parse_openmetrics_text: Callable[[str], Iterable[Metric]] = om_parser.text_string_to_metric_families
+
 
 # -- helpers ---------------------------------------------------------------------------------
-def _by_name(families: Iterator[Metric], text: str) -> dict[str, Metric]:
+def _by_name(families: Iterable[Metric], text: str) -> dict[str, Metric]:
     found = list(families)
     names = [f.name for f in found]
     assert len(names) == len(set(names)), f"a family was split in two: {names}\n{text}"
@@ -392,7 +393,7 @@ def test_summary_exposes_count_and_sum_and_created_only_in_openmetrics(
         ("payload_bytes_count", {"service": TRICKY}, 2.0),
         ("payload_bytes_sum", {"service": TRICKY}, 350.5),
     ]
-    expected_plain = [("batch_size_count", {}, 1.0), ("batch_size_sum", {}, 3.0)]
+    expected_plain: list[Row] = [("batch_size_count", {}, 1.0), ("batch_size_sum", {}, 3.0)]
     text = text_families(registry)
     om = openmetrics_families(registry)
 
@@ -678,6 +679,7 @@ def test_histogram_exemplar_appears_on_its_bucket_in_openmetrics(
         ("latency_seconds_bucket", {"le": "1.0"})
     ]
     exemplar = with_exemplar[0].exemplar
+    assert exemplar is not None
     assert exemplar.labels == {"trace_id": "def456"}
     assert exemplar.value == 0.5
     assert exemplar.timestamp is not None

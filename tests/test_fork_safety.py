@@ -27,8 +27,8 @@ def test_forked_child_has_its_own_worker_and_sends_only_its_own_deltas(
         code = 1
         try:
             c.inc(3)
-            ok = redis_backend.flush_sync()
-            os.write(write_end, f"{ok} {redis_backend.worker}".encode())
+            flushed = redis_backend.flush_sync()
+            os.write(write_end, f"{flushed} {redis_backend.worker}".encode())
             code = 0
         finally:
             os._exit(code)

@@ -444,7 +444,9 @@ class RedisMachine(MetricsMachine):
     def __init__(self) -> None:
         unique = uuid.uuid4().hex[:12]
         config = {"url": self.url, "key_prefix": f"fuzz-{unique}", "flush_interval": 3600}
-        self.backend = load_backend(RedisBackend, config)
+        backend = load_backend(RedisBackend, config)
+        assert isinstance(backend, RedisBackend)
+        self.backend = backend
         super().__init__()
         # hypothesis may keep earlier examples' machines alive, and their metrics follow
         # the backend switch: names of its own keep this example's series apart

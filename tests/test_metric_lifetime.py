@@ -42,7 +42,7 @@ def test_a_dropped_registry_and_its_labeled_metrics_are_freed_at_once() -> None:
     gauge.labels(a="x").set(1)  # the handle of the defaults is the metric itself
     histogram = Histogram("latency", "L", ["route"], registry=registry)
     histogram.labels("/").observe(0.1)
-    refs = [weakref.ref(m._family) for m in (counter, gauge, histogram)]
+    refs: list[weakref.ref[object]] = [weakref.ref(m._family) for m in (counter, gauge, histogram)]
     refs += [weakref.ref(counter), weakref.ref(partial), weakref.ref(registry)]
     del counter, partial, gauge, histogram, registry
     assert [r() for r in refs] == [None] * len(refs)
@@ -66,7 +66,7 @@ def test_the_middlewares_metrics_are_freed_with_their_registry() -> None:
         pass
 
     registry = CollectorRegistry()
-    middleware = MetricsMiddleware(app, registry=registry)  # type: ignore[arg-type]
+    middleware = MetricsMiddleware(app, registry=registry)
     middleware.metrics.children_for(("GET", "/", 200), ["GET", "/", "200"])
     ref = weakref.ref(middleware.metrics.duration._family)
     del middleware, registry

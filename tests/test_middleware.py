@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypedDict
 
 import anyio
 import httpx
@@ -12,10 +13,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Mount, Route
+from starlette.types import Message, Receive, Scope, Send
 
 import apytheus._record.timers as instrument
 from apytheus import CollectorRegistry
 from apytheus.middleware import UNMATCHED_ROUTE, MetricsMiddleware, PytheusMiddlewareASGI
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 async def item(request: Request) -> PlainTextResponse:
@@ -39,7 +44,16 @@ async def echo(request: Request) -> PlainTextResponse:
     return PlainTextResponse((await request.body()).decode())
 
 
-def starlette_app(registry: CollectorRegistry, **options: object) -> Starlette:
+class Options(TypedDict, total=False):
+    """The options of `MetricsMiddleware` these tests set (checked against its signature)."""
+
+    group_status_codes: bool
+    extra_labels: Callable[[Scope], Mapping[str, str]]
+    extra_label_names: Sequence[str]
+    exemplar: Callable[[Scope], Mapping[str, str] | None]
+
+
+def starlette_app(registry: CollectorRegistry, **options: Unpack[Options]) -> Starlette:
     api = [Route("/users/{user_id}", item), Route("/echo", echo, methods=["POST"])]
     app = Starlette(
         routes=[
@@ -128,8 +142,8 @@ async def test_status_codes_can_be_grouped(registry: CollectorRegistry) -> None:
 
 
 async def test_extra_labels_come_from_the_request(registry: CollectorRegistry) -> None:
-    def tenant(scope: dict[str, object]) -> dict[str, str]:
-        headers = dict(scope["headers"])  # type: ignore[call-overload]
+    def tenant(scope: Scope) -> dict[str, str]:
+        headers = dict(scope["headers"])
         return {"tenant": headers.get(b"x-tenant", b"none").decode()}
 
     app = starlette_app(registry, extra_labels=tenant, extra_label_names=["tenant"])
@@ -160,23 +174,23 @@ async def test_fastapi_routes_use_their_templates(registry: CollectorRegistry) -
 async def test_the_wrapped_apps_lifespan_still_runs(registry: CollectorRegistry) -> None:
     events: list[str] = []
 
-    async def inner(scope: dict[str, object], receive: object, send: object) -> None:
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "lifespan"
-        message = await receive()  # type: ignore[operator]
+        message = await receive()
         events.append(message["type"])
-        await send({"type": "lifespan.startup.complete"})  # type: ignore[operator]
-        message = await receive()  # type: ignore[operator]
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
         events.append(message["type"])
-        await send({"type": "lifespan.shutdown.complete"})  # type: ignore[operator]
+        await send({"type": "lifespan.shutdown.complete"})
 
-    app = MetricsMiddleware(inner, registry=registry)  # type: ignore[arg-type]
-    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    sent: list[dict[str, object]] = []
+    app = MetricsMiddleware(inner, registry=registry)
+    incoming: list[Message] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, object]:
+    async def receive() -> Message:
         return incoming.pop(0)
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     await app({"type": "lifespan"}, receive, send)
@@ -218,8 +232,8 @@ async def test_requests_after_clearing_the_metrics_are_recorded_again(
 async def test_exemplars_from_the_request_show_in_openmetrics(
     registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def trace(scope: dict[str, object]) -> dict[str, str] | None:
-        headers = dict(scope["headers"])  # type: ignore[call-overload]
+    def trace(scope: Scope) -> dict[str, str] | None:
+        headers = dict(scope["headers"])
         trace_id = headers.get(b"x-trace-id")
         if trace_id == b"boom":
             raise RuntimeError("bad header")

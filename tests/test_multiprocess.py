@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,10 +14,19 @@ from conftest import wait_for
 from redis_server import RedisServer
 
 from apytheus import CollectorRegistry, Counter, Gauge, Histogram
-from apytheus.backends import InProcessBackend, load_backend
+from apytheus.backends import InProcessBackend, ScalarSeries, Series, load_backend
 from apytheus.backends.redis import RedisBackend
 
 WORKER = Path(__file__).parent / "workers" / "record.py"
+
+
+def scalars(found: Sequence[Series]) -> list[ScalarSeries]:
+    """The series of a counter or gauge, each checked to be a `ScalarSeries`."""
+    checked = []
+    for series in found:
+        assert isinstance(series, ScalarSeries), series
+        checked.append(series)
+    return checked
 
 
 def worker_env(server: RedisServer, key_prefix: str, **extra: object) -> dict[str, str]:
@@ -61,7 +70,7 @@ def test_four_workers_totals_are_exact(
     requests = Counter("requests", "Requests", ["route"], registry=registry)
     latency = Histogram("latency_seconds", "Latency", ["route"], registry=registry)
     found = scraper.collect([requests._family.spec, latency._family.spec])
-    assert sum(s.value() for s in found[requests._family.spec]) == 40_000
+    assert sum(s.value() for s in scalars(found[requests._family.spec])) == 40_000
     assert len(found[requests._family.spec]) == 10
     assert registry.get_sample_value("requests_total", {"route": "/r3"}) == 4_000
     assert registry.get_sample_value("latency_seconds_count", {"route": "/r"}) == 4_000
@@ -106,7 +115,7 @@ def finish(worker: subprocess.Popen[bytes], kill: bool = False) -> None:
 def gauge_series(scraper: RedisBackend, mode: str) -> list[tuple[dict[str, str], float]]:
     """Read the workers' gauge; registry=None keeps this process from adding its own value."""
     spec = Gauge("level", "Level", registry=None, multiprocess_mode=mode)._family.spec
-    return [(s.labels.as_dict(), s.value()) for s in scraper.collect([spec])[spec]]
+    return [(s.labels.as_dict(), s.value()) for s in scalars(scraper.collect([spec])[spec])]
 
 
 def gauge_value(scraper: RedisBackend, mode: str) -> float | None:

@@ -42,7 +42,7 @@ def test_counter_name_given_with_total_is_not_suffixed_twice(registry: Collector
 
 def test_counter_accepts_other_real_numbers(registry: CollectorRegistry) -> None:
     c = Counter("c", "C", registry=registry)
-    c.inc(Fraction(1, 2))
+    c.inc(Fraction(1, 2))  # type: ignore[arg-type]  # accepted, though annotated float
     c.inc(True if False else 1)
     assert value(registry, "c_total") == 1.5
 
@@ -228,7 +228,8 @@ def test_info_with_keys_clashing_with_labels_raises(registry: CollectorRegistry)
 
 
 def test_enum_takes_its_states_from_any_iterable(registry: CollectorRegistry) -> None:
-    e = Enum("job", "Job", states=(s for s in ("queued", "done")), registry=registry)
+    states = (s for s in ("queued", "done"))  # read once
+    e = Enum("job", "Job", states=states, registry=registry)
     e.state("done")
     assert registry.get_sample_value("job", {"job": "done"}) == 1.0
     assert registry.get_sample_value("job", {"job": "queued"}) == 0.0

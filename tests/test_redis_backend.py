@@ -6,6 +6,7 @@ import gc
 import math
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 import anyio
 import pytest
@@ -24,13 +25,22 @@ from apytheus import (
     agenerate_metrics,
     generate_metrics,
 )
-from apytheus.backends import InProcessBackend, load_backend
+from apytheus.backends import InProcessBackend, ScalarSeries, Series, load_backend
 from apytheus.backends.redis import MultiProcessRedisBackend, RedisBackend
 
 
 def reader(server: RedisServer, key_prefix: str) -> RedisBackend:
     """A second backend on the same keys: what another worker's scrape would see."""
     return RedisBackend({"url": server.url, "key_prefix": key_prefix})
+
+
+def scalars(found: Sequence[Series]) -> list[ScalarSeries]:
+    """The series of a counter or gauge, each checked to be a `ScalarSeries`."""
+    checked = []
+    for series in found:
+        assert isinstance(series, ScalarSeries), series
+        checked.append(series)
+    return checked
 
 
 def test_values_of_every_type_round_trip_through_redis(
@@ -74,7 +84,7 @@ def test_another_worker_reads_what_this_one_flushed(
         found = other.collect([c._family.spec])[c._family.spec]
     finally:
         other.close()
-    assert [(s.labels.as_dict(), s.value()) for s in found] == [({"kind": "x"}, 5.0)]
+    assert [(s.labels.as_dict(), s.value()) for s in scalars(found)] == [({"kind": "x"}, 5.0)]
 
 
 def test_unchanged_series_are_not_sent_again(
@@ -118,6 +128,7 @@ def test_key_prefixes_isolate_apps_sharing_a_redis(
     values = []
     for prefix, amount in (("app-one", 1), ("app-two", 10)):
         backend = load_backend(RedisBackend, {"url": redis_server.url, "key_prefix": prefix})
+        assert isinstance(backend, RedisBackend)
         try:
             reg = CollectorRegistry()
             Counter("shared_name", "Same name in both apps", registry=reg).inc(amount)
@@ -232,7 +243,8 @@ async def test_redis_io_does_not_wait_for_the_apps_threads(
     default.total_tokens = 1
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(anyio.to_thread.run_sync, release.wait)  # the app's only thread
+            wait: Callable[[], bool] = release.wait  # typed: mypy cannot infer run_sync's here
+            tg.start_soon(anyio.to_thread.run_sync, wait)  # the app's only thread
             try:
                 with anyio.fail_after(10):
                     while default.borrowed_tokens < 1:  # noqa: ASYNC110 - a thread, no event

@@ -354,6 +354,7 @@ def test_one_metrics_keys_rolled_back_are_noticed_when_it_changes(
     g.labels(k="b").set(2)
     assert backend.flush_sync()
     for key, dumped in snapshot.items():  # the node restarts from its snapshot
+        assert dumped is not None  # the key existed
         client.restore(key, 0, dumped, replace=True)
     g.labels(k="a").set(3)  # a change in that metric reveals it
     assert registry.get_sample_value("g", {"k": "a"}) == 3.0

