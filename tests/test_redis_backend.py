@@ -100,28 +100,6 @@ def test_unchanged_series_are_not_sent_again(
     assert batch is not None and [o.incr for o in batch.ops] == [[("[]", 2.0)]]
 
 
-def test_a_batch_sent_twice_is_applied_once(
-    redis_backend: RedisBackend, registry: CollectorRegistry
-) -> None:
-    """A retry after a lost reply re-sends the same batch: the script skips it."""
-    c = Counter("jobs", "Jobs", registry=registry)
-    h = Histogram("lat", "L", registry=registry)
-    redis_backend.flush_sync()
-    c.inc(4)
-    h.observe(0.2)
-    buffer, store = redis_backend._buffer, redis_backend._store
-    with redis_backend._flush_lock:
-        batch = buffer.take(time.time())
-        assert batch is not None
-        mark = buffer.mark(batch)
-        store.write(batch, buffer.worker, time.time(), mark)
-        written = store.write(batch, buffer.worker, time.time(), mark)  # the "retry"
-        assert written.confirmed  # the retry finds the mark the first write left
-        buffer.ack(batch, mark, written.confirmed)
-    assert registry.get_sample_value("jobs_total") == 4.0
-    assert registry.get_sample_value("lat_count") == 1.0
-
-
 def test_key_prefixes_isolate_apps_sharing_a_redis(
     redis_server: RedisServer, registry: CollectorRegistry
 ) -> None:

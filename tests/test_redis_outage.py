@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import anyio
 import pytest
+from loads import Load
 from redis_server import RedisServer
-from tcp_proxy import DroppingProxy
 
-from apytheus import CollectorRegistry, Counter, Histogram, generate_metrics
+from apytheus import CollectorRegistry, Counter, generate_metrics
 from apytheus.backends.redis import RedisBackend
 
 
@@ -19,25 +19,6 @@ from apytheus.backends.redis import RedisBackend
 def own_server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
     """A server of the test's own (it gets stopped); AOF so a killed server keeps its data."""
     return redis_server_factory("--appendonly", "yes", "--appendfsync", "always")
-
-
-class Load:
-    """The metrics a test records into, and their totals as a scrape sees them."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self.jobs = Counter("jobs", "Jobs", ["kind"], registry=registry)
-        self.latency = Histogram("lat", "Latency", registry=registry)
-
-    def record(self, n: int) -> None:
-        for i in range(n):
-            self.jobs.labels(kind=str(i % 3)).inc()
-            self.latency.observe(0.1)
-
-    def totals(self) -> tuple[float, float | None]:
-        get = self.registry.get_sample_value
-        jobs = sum(get("jobs_total", {"kind": k}) or 0 for k in "012")
-        return jobs, get("lat_count")
 
 
 def test_paused_redis_keeps_deltas_buffered_until_it_answers_again(
@@ -63,46 +44,6 @@ def test_paused_redis_keeps_deltas_buffered_until_it_answers_again(
         own_server.resume()
     assert backend.flush_sync()
     assert load.totals() == (150.0, 150.0)
-
-
-def test_killed_and_restarted_redis_gets_everything_exactly_once(
-    own_server: RedisServer,
-    make_redis_backend: Callable[..., RedisBackend],
-    registry: CollectorRegistry,
-) -> None:
-    backend = make_redis_backend(own_server.port)
-    load = Load(registry)
-    load.record(100)
-    assert backend.flush_sync()
-    own_server.kill()
-    load.record(40)
-    for _ in range(3):
-        assert not backend.flush_sync()
-    own_server.start()  # same port, same AOF; the script cache is empty now
-    load.record(10)
-    assert backend.flush_sync()
-    assert load.totals() == (150.0, 150.0)
-
-
-def test_a_lost_reply_after_redis_applied_the_batch_is_not_counted_twice(
-    redis_server: RedisServer,
-    make_redis_backend: Callable[..., RedisBackend],
-    registry: CollectorRegistry,
-) -> None:
-    proxy = DroppingProxy(redis_server.port)
-    try:
-        backend = make_redis_backend(proxy.port)
-        load = Load(registry)
-        load.record(30)
-        assert backend.flush_sync()
-        load.record(20)
-        proxy.drop_after(b"EVALSHA")
-        assert not backend.flush_sync()  # Redis applied it, the client saw the connection drop
-        assert proxy.dropped.is_set()
-        assert backend.flush_sync()  # the same batch again: the script skips it
-        assert load.totals() == (50.0, 50.0)
-    finally:
-        proxy.close()
 
 
 def test_scraping_while_redis_is_down_raises_backend_unavailable(
