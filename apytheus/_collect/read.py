@@ -17,7 +17,7 @@ import anyio.lowlevel
 from .._record.family import SUFFIXES, Family
 from .._samples import MetricFamily, counter_family
 from ..backends._current import current
-from ..backends._protocol import MetricSpec, Series
+from ..backends._protocol import MetricSpec, Series, SupportsValuesOnly
 from . import custom
 from .build import build_family
 from .source import Source, restrict
@@ -46,7 +46,12 @@ def collect_sync(
     """
     registry, names = restrict(registry, names)
     items, specs = _split(registry, names)
-    data = current().collect(specs) if specs else {}
+    backend = current()
+    data: Mapping[MetricSpec, Sequence[Series]] = {}
+    if specs and not openmetrics and isinstance(backend, SupportsValuesOnly):
+        data = backend.collect_values(specs)  # the text format shows no _created
+    elif specs:
+        data = backend.collect(specs)
     produced: dict[int, list[Any]] = {}
     for item in items:
         if not isinstance(item, Family):
@@ -68,7 +73,12 @@ async def collect_async(
     """Collect without blocking the event loop; families come unbuilt, to render in chunks."""
     registry, names = restrict(registry, names)
     items, specs = _split(registry, names)
-    data = await current().acollect(specs) if specs else {}
+    backend = current()
+    data: Mapping[MetricSpec, Sequence[Series]] = {}
+    if specs and not openmetrics and isinstance(backend, SupportsValuesOnly):
+        data = await backend.acollect_values(specs)  # the text format shows no _created
+    elif specs:
+        data = await backend.acollect(specs)
     produced: dict[int, list[Any]] = {}
     for item in items:
         if isinstance(item, Family):

@@ -30,6 +30,7 @@ from ._protocol import Series as Series
 from ._protocol import SupportsAdopt as SupportsAdopt
 from ._protocol import SupportsClose as SupportsClose
 from ._protocol import SupportsHealth as SupportsHealth
+from ._protocol import SupportsValuesOnly as SupportsValuesOnly
 from ._protocol import SupportsWorker as SupportsWorker
 from ._series import HistogramSeries as HistogramSeries
 from ._series import InfoSeries as InfoSeries
@@ -49,6 +50,7 @@ __all__ = [
     "SupportsAdopt",
     "SupportsClose",
     "SupportsHealth",
+    "SupportsValuesOnly",
     "SupportsWorker",
     "get_backend",
     "load_backend",

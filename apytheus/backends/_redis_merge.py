@@ -3,41 +3,45 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from .._labels import LabelSet
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts
 from ._series import HistogramSeries, InfoSeries, ScalarSeries
 
+SEP_BYTES = SEP.encode()
 LIVE_MODES = frozenset({"livesum", "livemax", "livemin", "livemostrecent", "liveall"})
 
 
 class Merge:
-    """Turns one metric's hashes into series (fields -> labels via a per-read cache)."""
+    """Turns one metric's hashes into series, reusing those the last read made.
+
+    ``known`` maps a series' key (its hash field, as bytes) to the series the
+    last read made for it, or None where the field's labels do not fit this
+    metric. A read parses a field's label JSON once, the first time it sees it,
+    and then only updates that series' value: at 100k series a scrape neither
+    decodes 100k JSON arrays nor makes 100k new objects for the garbage
+    collector to walk. ``fresh`` gets what this read saw (so the cache never
+    outgrows Redis).
+    """
 
     def __init__(
         self,
         spec: MetricSpec,
-        known: dict[str, LabelSet | None],
-        fresh: dict[str, LabelSet | None],
+        known: dict[bytes, Series | None],
+        fresh: dict[bytes, Series | None],
     ) -> None:
         self.spec = spec
         self.known = known
         self.fresh = fresh
 
-    def labels(self, field: str) -> LabelSet | None:
+    def _parse(self, field: bytes) -> LabelSet | None:
         """The labels a field names, or None if they do not fit this metric's label names.
 
         They do not fit when another metric of the same name but other labels
         (another registry, an older deployment) writes under the same key prefix.
         """
-        if field in self.fresh:
-            return self.fresh[field]
-        found = self.known[field] if field in self.known else self._parse(field)
-        self.fresh[field] = found
-        return found
-
-    def _parse(self, field: str) -> LabelSet | None:
         try:
             values = json.loads(field)
         except ValueError:
@@ -47,16 +51,30 @@ class Merge:
             return None
         return LabelSet(tuple(zip(names, map(str, values), strict=True)))
 
+    def _scalar(self, key: bytes, field: bytes, extra: tuple[str, str] | None = None) -> Any:
+        """The series for ``key`` (made once from ``field``'s labels), or None if unfit."""
+        series = self.known.get(key)
+        if series is None and key not in self.known:
+            labels = self._parse(field)
+            if labels is not None:
+                series = ScalarSeries(labels if extra is None else LabelSet((*labels.pairs, extra)))
+        self.fresh[key] = series
+        return series
+
     def merge(
         self, values: dict[bytes, bytes], extra: dict[bytes, bytes], live: set[str]
     ) -> list[Series]:
+        """Every series of the metric, from its values hash and its created or times hash."""
         kind = self.spec.kind
         if kind == "counter":
             out: list[Series] = []
             for f, v in values.items():
-                labels = self.labels(f.decode())
-                if labels is not None:
-                    out.append(_scalar(labels, float(v), _created(extra, f)))
+                series = self._scalar(f, f)
+                if series is not None:
+                    series.cells[0] = float(v)
+                    raw = extra.get(f)
+                    series.created = float(raw) if raw is not None else 0.0
+                    out.append(series)
             return out
         if kind in ("histogram", "summary"):
             return self._histograms(values, extra)
@@ -64,23 +82,31 @@ class Merge:
 
     def _histograms(self, values: dict[bytes, bytes], created: dict[bytes, bytes]) -> list[Series]:
         spec = self.spec
-        index = {p: i for i, p in enumerate(bucket_parts(spec.bounds))}
-        cells: dict[str, list[float]] = {}
+        index = {p.encode(): i for i, p in enumerate(bucket_parts(spec.bounds))}
         width = len(index)
+        cells: dict[bytes, list[float]] = {}
         for f, v in values.items():
-            field, _, part = f.decode().rpartition(SEP)
+            field, _, part = f.rpartition(SEP_BYTES)
             i = index.get(part)
             if i is None:
                 continue  # a bucket bound this process does not declare (config changed)
-            cells.setdefault(field, [0.0] * width)[i] = float(v)
+            cell = cells.get(field)
+            if cell is None:
+                cell = cells[field] = [0.0] * width
+            cell[i] = float(v)
         out: list[Series] = []
+        known, fresh = self.known, self.fresh
         for field, cell in cells.items():
-            labels = self.labels(field)
-            if labels is None:
+            series = known.get(field)
+            if series is None and field not in known:
+                labels = self._parse(field)
+                series = None if labels is None else HistogramSeries(labels, spec.bounds)
+            fresh[field] = series
+            if not isinstance(series, HistogramSeries):
                 continue
-            series = HistogramSeries(labels, spec.bounds)
             series.cells[0] = cell
-            series.created = _created(created, field.encode())
+            raw = created.get(field)
+            series.created = float(raw) if raw is not None else 0.0
             out.append(series)
         return out
 
@@ -89,26 +115,36 @@ class Merge:
     ) -> list[Series]:
         spec = self.spec
         mode = spec.mode if spec.kind == "gauge" else "mostrecent"
-        by_series: dict[str, list[tuple[str, bytes, float]]] = {}
+        by_series: dict[bytes, list[tuple[str, bytes, float]]] = {}
         for f, v in values.items():
-            field, _, worker = f.decode().rpartition(SEP)
+            field, _, worker_bytes = f.rpartition(SEP_BYTES)
+            worker = worker_bytes.decode()
             if mode in LIVE_MODES and worker not in live:
                 continue
             by_series.setdefault(field, []).append((worker, v, float(times.get(f, b"0"))))
         out: list[Series] = []
         for field, entries in by_series.items():
-            labels = self.labels(field)
-            if labels is None:
-                continue
             if spec.kind == "info":
-                info = InfoSeries(labels)
-                info.info = tuple(json.loads(max(entries, key=lambda e: e[2])[1]).items())
-                out.append(info)
+                info = self.known.get(field)
+                if info is None and field not in self.known:
+                    labels = self._parse(field)
+                    info = None if labels is None else InfoSeries(labels)
+                self.fresh[field] = info
+                if isinstance(info, InfoSeries):
+                    info.info = tuple(json.loads(max(entries, key=lambda e: e[2])[1]).items())
+                    out.append(info)
             elif mode in ("all", "liveall"):
                 for worker, v, _ in sorted(entries):
-                    out.append(_scalar(LabelSet((*labels.pairs, ("worker", worker))), float(v), 0))
+                    key = field + SEP_BYTES + worker.encode()
+                    series = self._scalar(key, field, ("worker", worker))
+                    if series is not None:
+                        series.cells[0] = float(v)
+                        out.append(series)
             else:
-                out.append(_scalar(labels, _combine(mode, entries), 0.0))
+                series = self._scalar(field, field)
+                if series is not None:
+                    series.cells[0] = _combine(mode, entries)
+                    out.append(series)
         return out
 
 
@@ -121,15 +157,3 @@ def _combine(mode: str, entries: list[tuple[str, bytes, float]]) -> float:
     if mode in ("min", "livemin"):
         return min(numbers)
     return sum(numbers)
-
-
-def _scalar(labels: LabelSet, value: float, created: float) -> ScalarSeries:
-    series = ScalarSeries(labels)
-    series.cells[0] = value
-    series.created = created
-    return series
-
-
-def _created(created: dict[bytes, bytes], field: bytes) -> float:
-    raw = created.get(field)
-    return float(raw) if raw is not None else 0.0

@@ -16,7 +16,6 @@ from typing import Any, NamedTuple
 import redis
 import redis.exceptions
 
-from .._labels import LabelSet
 from ._batch import Batch, Mark
 from ._protocol import MetricSpec, Series
 from ._redis_client import TRANSIENT, close_client, is_auth_error
@@ -58,8 +57,8 @@ class RedisStore:
         self._behind: set[str] = set()
         self.workers_key = workers_key(key_prefix)
         self.marks_key = marks_key(key_prefix)
-        # field -> LabelSet per metric, rebuilt by every read (so it never outgrows Redis)
-        self._labels: weakref.WeakKeyDictionary[MetricSpec, dict[str, LabelSet | None]] = (
+        # per metric, the series the last read made (see Merge), kept for the next read
+        self._kept: weakref.WeakKeyDictionary[MetricSpec, dict[bytes, Series | None]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -185,13 +184,23 @@ class RedisStore:
         return gone
 
     # -- read ---------------------------------------------------------------
-    def read(self, specs: Sequence[MetricSpec], now: float) -> dict[MetricSpec, list[Series]]:
-        """Every series of ``specs``, merged over workers, in one round trip."""
+    def read(
+        self, specs: Sequence[MetricSpec], now: float, created: bool = True
+    ) -> dict[MetricSpec, list[Series]]:
+        """Every series of ``specs``, merged over workers, in one round trip.
+
+        ``created=False`` leaves counters' and histograms' creation times out
+        (0): one hash per metric instead of two, for the text format.
+        """
         pipe = self.client.pipeline(transaction=False)
+        extras: list[bool] = []
         for spec in specs:
-            _, values, created, times = self.keys(spec)
+            _, values, created_key, times = self.keys(spec)
             pipe.hgetall(values)
-            pipe.hgetall(created if spec.kind in ("counter", "histogram", "summary") else times)
+            totals = spec.kind in ("counter", "histogram", "summary")
+            extras.append(created or not totals)
+            if extras[-1]:
+                pipe.hgetall(created_key if totals else times)
         pipe.zrangebyscore(self.workers_key, now, "+inf")
         results = _execute(pipe)
         # an outage, or an ACL that refuses a read: no partial answer
@@ -203,17 +212,19 @@ class RedisStore:
             raise results[-1]
         live = {w.decode() for w in results[-1]}
         out: dict[MetricSpec, list[Series]] = {}
-        for i, spec in enumerate(specs):
-            values, extra = results[2 * i], results[2 * i + 1]
+        at = 0
+        for spec, has_extra in zip(specs, extras, strict=True):
+            values, extra = results[at], (results[at + 1] if has_extra else {})
+            at += 2 if has_extra else 1
             if isinstance(values, Exception) or isinstance(extra, Exception):
                 # one metric's keys are unreadable (another type): leave it out, serve the rest
                 log.error("apytheus: cannot read %s from Redis: %s", spec.name, values or extra)
                 out[spec] = []
                 continue
-            known = self._labels.get(spec, {})
-            fresh: dict[str, LabelSet | None] = {}
+            known = self._kept.get(spec, {})
+            fresh: dict[bytes, Series | None] = {}
             out[spec] = Merge(spec, known, fresh).merge(values, extra, live)
-            self._labels[spec] = fresh
+            self._kept[spec] = fresh
         return out
 
 

@@ -131,7 +131,9 @@ class RedisBackend:
             return  # a whole metric is forgotten only here: other workers may still use it
         self._buffer.remove(metric, labels)
 
-    def collect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
+    def collect(
+        self, metrics: Sequence[MetricSpec], created: bool = True
+    ) -> dict[MetricSpec, list[Series]]:
         """Flush this worker's buffer, then read every worker's series (blocking).
 
         Raises:
@@ -140,7 +142,7 @@ class RedisBackend:
         if not self._flusher.failures:  # after a failed flush, do not wait for another
             self.flush_sync()
         try:
-            return self._store.read(metrics, time.time())
+            return self._store.read(metrics, time.time(), created)
         except Exception as exc:
             problem = auth_problem(exc, self._options)
             raise BackendUnavailable(f"cannot read metrics from Redis: {problem or exc}") from exc
@@ -148,6 +150,16 @@ class RedisBackend:
     async def acollect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
         """`collect` in a worker thread: the event loop keeps serving meanwhile."""
         return await run_sync(self.collect, metrics)
+
+    def collect_values(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
+        """`collect` without counters' and histograms' creation times (for the text format)."""
+        return self.collect(metrics, created=False)
+
+    async def acollect_values(
+        self, metrics: Sequence[MetricSpec]
+    ) -> dict[MetricSpec, list[Series]]:
+        """`collect_values` in a worker thread."""
+        return await run_sync(self.collect, metrics, False)
 
     async def flush(self) -> None:
         """Send what was recorded since the last flush (in a worker thread)."""
