@@ -228,6 +228,7 @@ class Info(_Metric):
         check_label_names(names)
         checked = check_label_dict(value, tuple(map(str, names)), self.name)
         series.info = tuple(checked.items())
+        series.changed()
 
 
 class Enum(_Metric):

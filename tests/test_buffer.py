@@ -2,6 +2,8 @@
 
 White-box on purpose: what a batch holds, and when it is built again, cannot be
 seen from outside without a store; the Redis tests check the same end to end.
+Writes go into the cells directly, followed by ``changed()``, as the record
+path does.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ def test_a_batch_holds_the_delta_since_the_last_acknowledged_one() -> None:
     series = scalar("a")
     buffer.track(COUNTER, series)
     series.cells[1] = 5.0
+    series.changed()
     first = buffer.take(1.0)
     assert first is not None
     buffer.ack(first, buffer.mark(first))
     series.cells[1] = 7.5
+    series.changed()
     second = buffer.take(2.0)
     assert second is not None and second.seq == first.seq + 1
     (ops,) = second.ops
@@ -41,8 +45,10 @@ def test_an_unacknowledged_batch_is_sent_again_unchanged() -> None:
     series = scalar("a")
     buffer.track(COUNTER, series)
     series.cells[1] = 3.0
+    series.changed()
     batch = buffer.take(1.0)
     series.cells[1] = 10.0  # recorded while the batch is in flight
+    series.changed()
     assert buffer.take(2.0) is batch
     assert batch is not None
     buffer.ack(batch, buffer.mark(batch))
@@ -55,6 +61,7 @@ def test_nothing_changed_means_no_batch() -> None:
     series = scalar("a")
     buffer.track(COUNTER, series)
     series.cells[1] = 1.0
+    series.changed()
     batch = buffer.take(1.0)
     assert batch is not None
     buffer.ack(batch, buffer.mark(batch))
@@ -66,6 +73,7 @@ def test_a_removal_travels_in_the_next_batch_ahead_of_its_updates() -> None:
     series = scalar("a")
     buffer.track(COUNTER, series)
     series.cells[1] = 1.0
+    series.changed()
     first = buffer.take(1.0)
     assert first is not None
     buffer.ack(first, buffer.mark(first))
@@ -73,6 +81,7 @@ def test_a_removal_travels_in_the_next_batch_ahead_of_its_updates() -> None:
     again = scalar("a")  # made again before the next batch
     buffer.track(COUNTER, again)
     again.cells[1] = 4.0
+    again.changed()
     batch = buffer.take(2.0)
     assert batch is not None
     (ops,) = batch.ops
@@ -89,6 +98,7 @@ def test_a_histogram_sends_its_buckets_and_sum_as_deltas() -> None:
     cell[2] += 1  # one above 1.0
     cell[-1] += 5.05
     series.cells[1] = cell
+    series.changed()
     batch = buffer.take(1.0)
     assert batch is not None
     assert dict(batch.ops[0].incr) == {"[]\t0.1": 1.0, "[]\t+Inf": 1.0, "[]\tsum": 5.05}
@@ -113,8 +123,10 @@ def test_after_fork_the_child_never_sends_its_parents_totals() -> None:
     series = scalar("a")
     buffer.track(COUNTER, series)
     series.cells[1] = 100.0
+    series.changed()
     buffer.rebase("child")  # as the fork handler does in the child
     series.cells[1] = 101.0
+    series.changed()
     batch = buffer.take(1.0)
     assert batch is not None and buffer.worker == "child"
     assert batch.ops[0].incr == [('["a"]', 1.0)]
@@ -128,3 +140,72 @@ def test_a_dropped_series_is_forgotten_without_a_removal() -> None:
     assert buffer.size() == 1
     del spec
     assert buffer.size() == 0
+
+
+class CountingSeries(ScalarSeries):
+    """A series that counts how often its cells are read."""
+
+    __slots__ = ("_cells", "reads")
+
+    @property
+    def cells(self) -> dict[int, float]:
+        self.reads += 1
+        return self._cells
+
+    @cells.setter
+    def cells(self, value: dict[int, float]) -> None:
+        self.reads = 0
+        self._cells = value
+
+
+def test_a_batch_reads_only_the_series_written_since_the_last_one() -> None:
+    """What a flush costs follows what changed, not what the buffer holds."""
+    buffer = DeltaBuffer("w")
+    held = [CountingSeries(LabelSet((("queue", str(i)),))) for i in range(1000)]
+    for series in held:
+        buffer.track(COUNTER, series)
+        series.cells[1] = 1.0
+    first = buffer.take(1.0)
+    assert first is not None
+    buffer.ack(first, buffer.mark(first))
+    for series in held:
+        series.reads = 0
+    assert buffer.take(2.0) is None  # nothing written: no series read at all
+    assert sum(s.reads for s in held) == 0
+    held[7].cells[1] = 2.0
+    held[7].changed()
+    held[7].reads = 0
+    batch = buffer.take(3.0)
+    assert batch is not None and batch.ops[0].incr == [('["7"]', 1.0)]
+    assert [i for i, s in enumerate(held) if s.reads] == [7]
+
+
+def test_a_write_that_lands_while_the_batch_is_built_is_in_the_next_one() -> None:
+    """The series is armed again before it is read: a later write queues it again."""
+    buffer = DeltaBuffer("w")
+    series = scalar("a")
+    buffer.track(COUNTER, series)
+    series.cells[1] = 1.0
+    first = buffer.take(1.0)
+    assert first is not None and series.sink is not None  # armed by the read
+    buffer.ack(first, buffer.mark(first))
+    series.cells[1] = 3.0  # a write after the read
+    series.changed()
+    assert series.sink is None  # queued once: further writes pay nothing
+    second = buffer.take(2.0)
+    assert second is not None and second.ops[0].incr == [('["a"]', 2.0)]
+
+
+def test_a_gauge_function_is_read_at_every_batch() -> None:
+    buffer = DeltaBuffer("w1")
+    series = ScalarSeries(LabelSet((("room", "a"),)))
+    buffer.track(GAUGE, series)
+    level = [1.0]
+    series.function = lambda: level[0]
+    series.changed()
+    first = buffer.take(1.0)
+    assert first is not None and first.ops[0].sets == [('["a"]\tw1', "1.0")]
+    buffer.ack(first, buffer.mark(first))
+    level[0] = 2.0  # no write at all: the function changed its answer
+    second = buffer.take(2.0)
+    assert second is not None and second.ops[0].sets == [('["a"]\tw1', "2.0")]

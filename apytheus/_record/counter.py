@@ -60,6 +60,9 @@ class CounterHandle(Handle):
             cells[tid] += amount
         except KeyError:
             cells[tid] = amount
+        series = self._series  # after the write: a buffer reading it now sees the new total
+        if series.sink is not None:
+            series.changed()
 
     def _inc_extras(self, amount: float, exemplar: Mapping[str, str] | None) -> None:
         """``inc`` with an exemplar or pytheus' ``value=``: validate all, then record."""
@@ -85,13 +88,16 @@ class CounterHandle(Handle):
         with family.lock:
             old = series.cells
             cells: dict[int, float] = {}
-            # Handles cache the cells of their series: point every one at the new ones.
-            for view in list(family.views):
-                if view._cells is old:
+            # Handles cache the cells of their series: point each one at the new ones
+            # (the series' child, and the metric itself when its defaults fill the labels).
+            root = family.root() if family.root is not None else None
+            for view in (family.handles.get(series.labels.pairs), root):
+                if view is not None and view._cells is old:
                     view._cells = cells
             series.cells = cells
             series.created = time.time()
             series.exemplar = None
+        series.changed()
 
     def count_exceptions(
         self, exceptions: type[BaseException] | tuple[type[BaseException], ...] = Exception

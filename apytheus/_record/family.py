@@ -45,10 +45,14 @@ class Family:
     family with some labels filled in. The family creates series, tells the
     backend about them once registered, and caches handles by label values.
 
-    Handles point to their family; the family points back to them only weakly
-    (``handles``, ``views``, ``watchers``). So dropping the last reference to a
-    metric (and its registry) frees it at once, without waiting for the cyclic
-    garbage collector, and its series stop being flushed from that moment.
+    The metric object holds its family; its children hold it weakly (all
+    through one weak reference, ``ref``), and the family holds the children
+    (``handles``) but the metric, and what caches children, only weakly
+    (``root``, ``views``, ``watchers``). So there is no reference cycle:
+    dropping the last reference to a metric (and its registry) frees it at
+    once, without waiting for the cyclic garbage collector, and its series stop
+    being flushed from that moment. A child kept alone after that still
+    records into its series, which nothing exposes any more.
     """
 
     def __init__(
@@ -108,7 +112,11 @@ class Family:
         self.overflowed = 0  # label sets refused because the metric was full
         self._warned = False
         # by label pairs, for labels() in any form to return the same handle
-        self.handles: weakref.WeakValueDictionary[LabelPairs, Any] = weakref.WeakValueDictionary()
+        # the children by label pairs (strongly: they point back only weakly, via `ref`)
+        self.handles: dict[LabelPairs, Any] = {}
+        self.ref = weakref.ref(self)  # what children hold: one weak reference for all
+        self.root: weakref.ref[Any] | None = None  # the metric itself (it holds the family)
+        self.root_pairs: LabelPairs | None = None  # its labels, when defaults fill them all
         # every handle, whose label caches remove() empties
         self.views: weakref.WeakSet[Any] = weakref.WeakSet()
         # others' caches of this family's children: a method that empties them
@@ -184,8 +192,9 @@ class Family:
             for pairs in dropped:
                 self.handles.pop(pairs, None)
             for view in list(self.views):
-                view._cache.clear()
-                view._pos_cache.clear()
+                for cache in (view._cache, view._pos_cache):
+                    if cache is not None:
+                        cache.clear()
             alive = [w for w in self.watchers if w() is not None]
             self.watchers = alive
             for watcher in alive:

@@ -35,8 +35,9 @@ class GaugeHandle(Handle):
             amount = number(amount, "gauge increment")
             if math.isnan(amount):
                 raise ValueError("gauge increment must not be NaN")
+        series = self._series
         try:
-            cells = self._series.cells  # not cached: set() replaces it
+            cells = series.cells  # not cached: set() replaces it
         except AttributeError:  # no series: labels are missing
             self._check_observable()  # raises, naming them
             raise
@@ -45,6 +46,8 @@ class GaugeHandle(Handle):
             cells[tid] += amount
         except KeyError:
             cells[tid] = amount
+        if series.sink is not None:  # after the write: see ScalarSeries
+            series.changed()
 
     def dec(self, amount: float = 1.0, *, value: float | None = None) -> None:
         """Subtract ``amount`` (``value=`` is pytheus' name). Never blocks."""
@@ -67,6 +70,8 @@ class GaugeHandle(Handle):
             self._check_observable()
         else:  # ScalarSeries.set, inlined: this is a hot path
             series.cells = {0: value}  # slot 0: no thread has ident 0
+            if series.sink is not None:
+                series.changed()
 
     def set_to_current_time(self) -> None:
         """Set the value to the current Unix time in seconds."""
@@ -78,6 +83,7 @@ class GaugeHandle(Handle):
             raise TypeError(f"set_function needs a callable, not {type(fn).__name__}")
         series: ScalarSeries = self._check_observable()
         series.function = fn
+        series.changed()  # a buffer then reads it at every batch
 
     def track_inprogress(self) -> InProgress:
         """Add 1 while a block or function runs (``with``, ``async with``, decorator)."""

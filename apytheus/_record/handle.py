@@ -7,10 +7,11 @@ which the public types record into (see `apytheus.metrics`).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._labels import check_label_dict, label_value
+from .._labels import LabelPairs, check_label_dict, label_value
 from ..backends import Backend, get_backend
 from ..exceptions import LabelValidationException, UnobservableMetricException
 from .family import Family
@@ -37,48 +38,68 @@ class Unobservable(dict[int, Any]):
 class Handle:
     """What every metric handle shares: its family, labels, cached children, removal."""
 
+    # A child costs what it must: no label dict (its series has the labels), and
+    # no caches until labels() is called on it (rare: on the metric, on partials).
     __slots__ = (
         "__weakref__",
         "_cache",
         "_cells",
-        "_family",
+        "_fref",
         "_labels",
+        "_owner",
         "_pos_cache",
         "_series",
-        "description",
-        "name",
     )
 
     _kind: ClassVar[str] = "unknown"
     _reserved: ClassVar[tuple[str, ...]] = ()
 
-    _family: Family
-    _labels: dict[str, str]
+    _fref: weakref.ref[Family]
+    _owner: Family | None  # the metric itself keeps its family alive; children do not
+    _labels: dict[str, str] | None  # the labels given, for a partial handle (else None)
     _series: Any
     _cells: dict[int, Any]
-    _cache: dict[Any, Any]
-    _pos_cache: dict[Any, Any]
+    _cache: dict[Any, Any] | None
+    _pos_cache: dict[Any, Any] | None
+
+    @property
+    def _family(self) -> Family:
+        family = self._fref()
+        if family is None:
+            raise ReferenceError(
+                "this child's metric was dropped (no reference to it is left): "
+                "keep the metric, not only its children"
+            )
+        return family
+
+    @property
+    def name(self) -> str:
+        """The metric's name (without the registry's prefix)."""
+        return self._family.name
+
+    @property
+    def description(self) -> str:
+        """The metric's help text."""
+        return self._family.documentation
 
     def _init_family(self, family: Family, registry: Any) -> None:
-        self._bind(family, {})
+        self._owner = family
+        self._bind(family, {}, family.canonical({}))
+        family.root = weakref.ref(self)
         if family.label_names and len(family.defaults) == len(family.label_names):
-            family.handles[family.canonical({})] = self
+            family.root_pairs = family.canonical({})
         if registry is not None:
             registry.register(self)
 
-    def _bind(self, family: Family, labels: dict[str, str]) -> None:
-        self._family = family
-        self.name = family.name
-        self.description = family.documentation
-        self._labels = labels
-        self._cache = {}
-        self._pos_cache = {}
-        family.views.add(self)
-        pairs = family.canonical(labels)
+    def _bind(self, family: Family, labels: dict[str, str], pairs: LabelPairs) -> None:
+        self._fref = family.ref
+        self._cache = self._pos_cache = None
         if len(pairs) == len(family.label_names):
+            self._labels = None
             self._series = family.series(pairs)
             self._cells = self._series.cells if hasattr(self._series, "cells") else {}
         else:
+            self._labels = labels
             missing = [n for n in family.label_names if n not in dict(pairs)]
             self._series = None
             self._cells = Unobservable(
@@ -118,9 +139,27 @@ class Handle:
         else:
             return self
         try:
-            return cache[key]  # type: ignore[no-any-return]
-        except (KeyError, TypeError):
-            return self._labels_slow(args, kwargs, key, cache)
+            return cache[key]  # type: ignore[index, no-any-return]
+        except (KeyError, TypeError):  # TypeError: no cache yet (None), or unhashable values
+            return self._labels_slow(args, kwargs, key)
+
+    def _given(self) -> dict[str, str]:
+        """The labels this handle has: given to a partial one, its series' for a complete one."""
+        if self._labels is not None:
+            return self._labels
+        return self._series.labels.as_dict()  # type: ignore[no-any-return]
+
+    def _cache_for(self, positional: bool) -> dict[Any, Any]:
+        """This handle's cache of children (made on first use; remove() empties it)."""
+        cache = self._pos_cache if positional else self._cache
+        if cache is None:
+            cache = {}
+            if positional:
+                self._pos_cache = cache
+            else:
+                self._cache = cache
+            self._family.views.add(self)
+        return cache
 
     def _resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, str]:
         """This handle's labels plus the given ones, validated (creates nothing)."""
@@ -133,7 +172,8 @@ class Handle:
         if len(args) == 1 and isinstance(args[0], Mapping):
             given = args[0]
         elif args:
-            names = [n for n in family.label_names if n not in self._labels]
+            have = self._given()
+            names = [n for n in family.label_names if n not in have]
             if len(args) != len(names):
                 raise LabelValidationException(
                     f"metric {family.name!r} expects {len(names)} label values "
@@ -142,15 +182,16 @@ class Handle:
             given = {n: label_value(n, v) for n, v in zip(names, args, strict=True)}
         else:
             given = kwargs
-        return {**self._labels, **check_label_dict(given, family.label_names, family.name)}
+        return {**self._given(), **check_label_dict(given, family.label_names, family.name)}
 
-    def _labels_slow(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], key: Any, cache: dict[Any, Any]
-    ) -> Self:
+    def _labels_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any], key: Any) -> Self:
         family = self._family
         single = len(args) == 1 and isinstance(args[0], Mapping)
         if single and args[0].__class__ is not dict:  # an OrderedDict, a MappingProxyType…
-            key, cache = tuple(args[0].items()), self._cache
+            key = tuple(args[0].items())
+        # positional values: a cache of their own, so ("a", "1") never matches a=1
+        positional = bool(args) and not single
+        cache = (self._pos_cache if positional else self._cache) or {}
         values = args[0].values() if single else args or kwargs.values()
         # All-str keys go in the fast cache. 1, 1.0 and True are equal as keys but
         # render as different label values, so other keys go in with their classes
@@ -170,15 +211,20 @@ class Handle:
         pairs = family.canonical(merged)
         with family.lock:  # remove() clears the caches under the same lock
             handle = family.handles.get(pairs)
+            if handle is None and pairs == family.root_pairs and family.root is not None:
+                handle = family.root()  # the metric itself: its defaults fill every label
             if handle is None:
                 if len(pairs) == len(family.label_names) and family.full_for(pairs):
                     # Full: the overflow series, and nothing cached for these labels.
-                    return self._labels_slow((), dict(family.overflow_pairs), None, {})
+                    return self._labels_slow((), dict(family.overflow_pairs), None)
                 handle = self.__class__.__new__(self.__class__)
-                handle._bind(family, merged)
+                handle._owner = None
+                handle._bind(family, merged, pairs)
                 family.handles[pairs] = handle
             if store is not None and handle is not self:  # never in its own cache: a cycle
-                cache[store] = handle
+                if store == pairs:
+                    store = pairs  # an equal key: share the series' own pairs (less memory)
+                self._cache_for(positional)[store] = handle
         return handle
 
     def remove(self, *args: Any, **kwargs: Any) -> None:
@@ -223,5 +269,6 @@ class Handle:
         return get_backend()
 
     def __repr__(self) -> str:
-        labels = f", labels={self._labels}" if self._labels else ""
+        given = self._given() if self._labels is not None or self._series is not None else {}
+        labels = f", labels={given}" if given else ""
         return f"{self.__class__.__name__}({self.name!r}{labels})"

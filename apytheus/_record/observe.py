@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from threading import get_ident
 from typing import Any, ClassVar, TypeVar, overload
 
+from .._labels import LabelPairs
 from .family import Family
 from .handle import Handle
 from .timers import Timer
@@ -23,9 +24,9 @@ class ObservedHandle(Handle):
     _bounds: tuple[float, ...]
     _timed: ClassVar[str] = "observe"  # what time() hands the seconds to
 
-    def _bind(self, family: Family, labels: dict[str, str]) -> None:
+    def _bind(self, family: Family, labels: dict[str, str], pairs: LabelPairs) -> None:
         self._bounds = family.bounds
-        super()._bind(family, labels)
+        super()._bind(family, labels, pairs)
 
     def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation (e.g. a duration in seconds). Never blocks.
@@ -54,6 +55,9 @@ class ObservedHandle(Handle):
         i = bisect_left(self._bounds, value)
         cell[i] += 1
         cell[-1] += value
+        series = self._series  # after the write: a buffer reading it now sees it
+        if series.sink is not None:
+            series.changed()
 
     def _observe_with_exemplar(self, value: float, exemplar: Mapping[str, str]) -> None:
         """``observe`` with an exemplar: validate both, record, keep it on its bucket."""

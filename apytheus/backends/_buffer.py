@@ -29,12 +29,12 @@ from .._samples import floatstr
 from ._batch import Batch, Handover, Mark, MetricOps
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts, series_field
-from ._series import HistogramSeries, InfoSeries, ScalarSeries
+from ._series import HistogramSeries, InfoSeries, ScalarSeries, total
 
 log = logging.getLogger("apytheus")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     series: Series
     field: str
@@ -48,8 +48,58 @@ _TOTALS = ("counter", "histogram", "summary")  # kinds sent as deltas of totals
 _LATEST = ("mostrecent", "livemostrecent")  # gauge modes where the last write wins
 
 
+class _Tracked:
+    """One metric's tracked series, and those written since the last batch.
+
+    ``changed`` is the list that the series' ``sink`` points to (see
+    ``_series.py``): a series written since it was last read is in it once.
+    """
+
+    __slots__ = ("all", "changed", "entries", "polled")
+
+    def __init__(self) -> None:
+        self.entries: dict[LabelSet, _Entry] = {}
+        self.changed: list[Series] = []
+        self.polled: dict[LabelSet, _Entry] = {}  # gauges whose value is a function: every batch
+        self.all = False  # the next batch reads every series (a resend)
+
+    def todo(self, whole: bool) -> list[_Entry]:
+        """The entries the next batch must read; each is armed again before it is read.
+
+        Arming before reading means a write that comes after the read queues the
+        series again (for the next batch): nothing written is ever missed.
+        """
+        changed = self.changed
+        n = len(changed)
+        written = changed[:n]
+        del changed[:n]  # appends that land meanwhile stay (atomic under the GIL)
+        entries = self.entries
+        if whole or self.all:
+            self.all = False
+            found = list(entries.values())
+        else:
+            by_id: dict[int, _Entry] = {}  # a series queued twice is read once
+            for series in written:
+                entry = entries.get(series.labels)
+                if entry is not None and entry.series is series:  # not removed since
+                    by_id[id(entry)] = entry
+            for entry in self.polled.values():
+                by_id[id(entry)] = entry
+            found = list(by_id.values())
+        for entry in found:
+            series = entry.series
+            series.sink = changed
+            if isinstance(series, ScalarSeries) and series.function is not None:
+                self.polled[series.labels] = entry
+        return found
+
+
 class DeltaBuffer:
-    """The series of one worker and what of them has been sent (thread-safe)."""
+    """The series of one worker and what of them has been sent (thread-safe).
+
+    A batch reads only the series written since the last one (see `_Tracked`):
+    building one costs what changed, not what is held.
+    """
 
     def __init__(self, worker: str) -> None:
         self.worker = worker
@@ -57,9 +107,7 @@ class DeltaBuffer:
         self.pending: Batch | None = None
         # Reentrant: a gauge's set_function, called while a batch is built, may create series.
         self._lock = threading.RLock()
-        self._tracked: weakref.WeakKeyDictionary[MetricSpec, dict[LabelSet, _Entry]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._tracked: weakref.WeakKeyDictionary[MetricSpec, _Tracked] = weakref.WeakKeyDictionary()
         self._handed: dict[tuple[MetricSpec, str], tuple[Any, float, object, bool]] = {}
         self._deletes: dict[tuple[str, str], MetricSpec] = {}  # removals for the next batch
         self._stored: dict[str, int] = {}  # per metric, its last acknowledged batch number
@@ -74,14 +122,22 @@ class DeltaBuffer:
             handed = self._handed.pop((spec, field), None)  # from a predecessor
             if handed is not None:
                 entry.sent, entry.stamp, entry.seen, entry.recreate = handed
-            self._tracked.setdefault(spec, {})[series.labels] = entry
+            tracked = self._tracked.get(spec)
+            if tracked is None:
+                tracked = self._tracked[spec] = _Tracked()
+            tracked.entries[series.labels] = entry
+            series.sink = None
+            tracked.changed.append(series)  # read by the next batch, then armed
 
     def remove(self, spec: MetricSpec, labels: LabelSet) -> None:
         """Stop sending a series; the next batch deletes it in the store (every worker's)."""
         with self._lock:
-            entries = self._tracked.get(spec)
-            if entries is not None:
-                entries.pop(labels, None)
+            tracked = self._tracked.get(spec)
+            if tracked is not None:
+                entry = tracked.entries.pop(labels, None)
+                tracked.polled.pop(labels, None)
+                if entry is not None:
+                    entry.series.sink = None  # written through a stale handle: not queued
             self._deletes[(spec.name, series_field(labels))] = spec
 
     def specs(self) -> list[MetricSpec]:
@@ -92,15 +148,15 @@ class DeltaBuffer:
     def size(self) -> int:
         """How many series are tracked."""
         with self._lock:
-            return sum(len(e) for e in self._tracked.values())
+            return sum(len(t.entries) for t in self._tracked.values())
 
     def handover(self) -> Handover:
         """Everything a successor on the same store needs to go on exactly once."""
         with self._lock:
             sent = {
                 (spec, e.field): (e.sent, e.stamp, e.seen, e.recreate)
-                for spec, entries in self._tracked.items()
-                for e in entries.values()
+                for spec, tracked in self._tracked.items()
+                for e in tracked.entries.values()
                 if e.sent is not None
             }
             return Handover(
@@ -132,10 +188,13 @@ class DeltaBuffer:
                 ops.deletes.append(field)
             self._rewrite_shared(by_name)
             commits: list[tuple[_Entry, Any, float, object]] = []
-            for spec, entries in list(self._tracked.items()):
+            for spec, tracked in list(self._tracked.items()):
+                todo = tracked.todo(self._whole)
+                if not todo:
+                    continue
                 # Metrics of one name (two registries, say) share keys: one script call each.
                 ops = by_name.setdefault(spec.name, MetricOps(spec, self._stored.get(spec.name)))
-                for entry in list(entries.values()):
+                for entry in todo:
                     try:
                         self._add_ops(ops, spec, entry, commits, now)
                     except Exception:  # noqa: PERF203 - a set_function that raises: skip it, send the rest
@@ -156,13 +215,14 @@ class DeltaBuffer:
     def _rewrite_shared(self, by_name: dict[str, MetricOps]) -> None:
         """Series deleted by this batch that another metric of the same name (another
         registry) still has: write them again after the delete."""
-        for spec, entries in self._tracked.items():
+        for spec, tracked in self._tracked.items():
             ops = by_name.get(spec.name)
-            if ops is not None and entries:
+            if ops is not None and tracked.entries:
                 gone = set(ops.deletes)
-                for entry in entries.values():
+                for entry in tracked.entries.values():
                     if entry.field in gone:
                         entry.recreate = True
+                        tracked.changed.append(entry.series)
 
     def mark(self, batch: Batch | None) -> Mark:
         """What the write of ``batch`` (None: nothing changed) asks the store to check."""
@@ -213,9 +273,10 @@ class DeltaBuffer:
 
     def _resend(self, names: frozenset[str] | set[str] | None) -> None:
         """Send the state of every series of ``names`` (None: all) again."""
-        for spec, entries in self._tracked.items():
+        for spec, tracked in self._tracked.items():
             if names is None or spec.name in names:
-                for entry in entries.values():
+                tracked.all = True
+                for entry in tracked.entries.values():
                     entry.recreate = True
 
     def rebase(self, worker: str) -> None:
@@ -235,8 +296,8 @@ class DeltaBuffer:
         self._stored = {}
         self.marked = None
         self._whole = True
-        for spec, entries in self._tracked.items():
-            for entry in entries.values():
+        for spec, tracked in self._tracked.items():
+            for entry in tracked.entries.values():
                 entry.sent = None
                 entry.recreate = False
                 series = entry.series
@@ -304,10 +365,10 @@ def _delta(ops: MetricOps, key: str, now: float, was: float, force: bool) -> Non
 
 def _totals(series: Series) -> Any:
     if isinstance(series, ScalarSeries):
-        return float(sum(series.cells.copy().values()))
+        return total(series.cells)
     if isinstance(series, HistogramSeries):
-        counts, total = series.snapshot()
-        return [float(c) for c in counts] + [total]
+        counts, summed = series.snapshot()
+        return [float(c) for c in counts] + [summed]
     raise TypeError(f"{series!r} has no totals")
 
 

@@ -8,6 +8,13 @@ keeps each item consistent, and the slot still has a single writer). Readers
 sum the slots. A lock per operation would cost more than the whole
 increment does this way (see docs/benchmarks.md).
 
+A series that a buffer sends somewhere (the Redis backend) also has a
+``sink``: the buffer's list of series written since its last batch. A record
+writes its cell first, then, if ``sink`` is set, calls ``changed()``, which
+queues the series there once (and clears ``sink`` until the buffer has read
+it). So the buffer reads only what was written, never every series it holds,
+and recording pays one attribute test. With no buffer, ``sink`` stays None.
+
 A counter's cells only grow (until ``Counter.reset()`` replaces them), so a
 flusher that remembers what it last sent can compute exact deltas (see the
 Redis backend), and a process forked mid-run simply takes the totals as its
@@ -19,12 +26,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .._labels import LabelSet
 from .._samples import Exemplar
 
 
-class ScalarSeries:
+class _Queued:
+    """What every series shares: the buffer's queue of written series (see above)."""
+
+    __slots__ = ("sink",)
+    sink: list[Any] | None
+
+    def changed(self) -> None:
+        """Queue this series for the buffer's next batch, once (the record path's slow part)."""
+        sink = self.sink
+        if sink is not None:
+            self.sink = None
+            sink.append(self)
+
+
+class ScalarSeries(_Queued):
     """A counter, gauge or enum series: one float value.
 
     A gauge's ``set`` replaces the cells with a new dict holding the value in
@@ -44,19 +66,22 @@ class ScalarSeries:
         self.created = time.time()
         self.exemplar: Exemplar | None = None
         self.function: Callable[[], float] | None = None
+        self.sink: list[Any] | None = None
 
     def set(self, value: float) -> None:
         """Set the value (gauges, enums): later increments are added to it."""
         self.cells = {0: value}
+        if self.sink is not None:
+            self.changed()
 
     def value(self) -> float:
         """The current value: the sum of every thread's cell (or the gauge's function)."""
         if self.function is not None:
             return float(self.function())
-        return float(sum(self.cells.copy().values()))
+        return total(self.cells)
 
 
-class HistogramSeries:
+class HistogramSeries(_Queued):
     """A histogram or summary series: bucket counts and a sum per thread.
 
     A thread's cell is a list ``[n_0, …, n_k, sum]`` of *non-cumulative*
@@ -69,6 +94,7 @@ class HistogramSeries:
 
     def __init__(self, labels: LabelSet, bounds: tuple[float, ...]) -> None:
         self.labels = labels
+        self.sink: list[Any] | None = None
         self.bounds = bounds
         self.width = len(bounds) + 1
         self.cells: dict[int, list[float]] = {}
@@ -81,9 +107,13 @@ class HistogramSeries:
 
     def snapshot(self) -> tuple[list[float], float]:
         """Return (non-cumulative bucket counts, sum) summed over threads."""
+        cells = list(self.cells.values())
+        if len(cells) == 1:  # one thread recorded (or a store made it): no adding up
+            cell = cells[0].copy()
+            return cell[:-1], float(cell[-1])
         counts: list[float] = [0] * self.width
         total = 0.0
-        for cell in list(self.cells.values()):
+        for cell in cells:
             cell = cell.copy()
             for i in range(self.width):
                 counts[i] += cell[i]
@@ -91,12 +121,26 @@ class HistogramSeries:
         return counts, total
 
 
-class InfoSeries:
+class InfoSeries(_Queued):
     """An info series: a set of key-value pairs, replaced as a whole."""
 
     __slots__ = ("created", "info", "labels")
 
     def __init__(self, labels: LabelSet) -> None:
         self.labels = labels
+        self.sink: list[Any] | None = None
         self.info: tuple[tuple[str, str], ...] = ()
         self.created = time.time()
+
+
+def total(cells: dict[int, float]) -> float:
+    """The sum of a series' cells, read while other threads may write them.
+
+    ``sum`` over the values of a dict of numbers runs in C, where no other
+    thread can run, so it needs no copy (the cheap path at 100k series); a
+    build without the GIL may see the dict change size, and then sums a copy.
+    """
+    try:
+        return float(sum(cells.values()))
+    except RuntimeError:  # changed size during iteration (free-threaded builds)
+        return float(sum(cells.copy().values()))
