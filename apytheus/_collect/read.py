@@ -44,6 +44,19 @@ def collect_sync(
 
     ``extra`` families (a backend's health) go last, and no collector may repeat them.
     """
+    return [
+        p if isinstance(p, MetricFamily) else build_family(p[0], p[1], p[2], openmetrics)
+        for p in collect_parts(registry, openmetrics, names, extra)
+    ]
+
+
+def collect_parts(
+    registry: Source,
+    openmetrics: bool,
+    names: frozenset[str] | None = None,
+    extra: Sequence[MetricFamily] = (),
+) -> list[Part]:
+    """`collect_sync`, with the registered metrics' families not built yet (to render in chunks)."""
     registry, names = restrict(registry, names)
     items, specs = _split(registry, names)
     backend = current()
@@ -58,10 +71,7 @@ def collect_sync(
             found = custom.run_sync(registry, item)
             if found is not None:
                 produced[id(item)] = found
-    return [
-        p if isinstance(p, MetricFamily) else build_family(p[0], p[1], p[2], openmetrics)
-        for p in _parts(registry, items, data, produced, openmetrics, names, extra)
-    ]
+    return _parts(registry, items, data, produced, openmetrics, names, extra)
 
 
 async def collect_async(

@@ -6,17 +6,19 @@ backend's flush errors, say).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import anyio.lowlevel
 
 from .._collect.build import build_family
-from .._collect.read import collect_async, collect_sync
+from .._collect.read import Part, collect_async, collect_parts
+from .._record.family import Family
 from .._samples import MetricFamily
 from ..registry import REGISTRY, Registry, health_families
 from .formats import encode_openmetrics, encode_text
 
-_CHUNK = 2000  # series (and samples) rendered between two yields to the event loop
+_CHUNK_SAMPLES = 300  # samples built (and freed) at a time
+_YIELD_EVERY = 2000  # samples rendered between two yields to the event loop
 
 
 def generate_metrics(
@@ -38,8 +40,8 @@ def generate_metrics(
         # TYPE queue_size gauge
         queue_size 3.0
     """
-    families = collect_sync(registry, openmetrics, _names(names), health_families(registry))
-    return encode_openmetrics(families) if openmetrics else encode_text(families)
+    parts = collect_parts(registry, openmetrics, _names(names), health_families(registry))
+    return "".join(text for text, _ in _chunks(parts, openmetrics))
 
 
 async def agenerate_metrics(
@@ -60,28 +62,50 @@ async def agenerate_metrics(
     out: list[str] = []
     done = 0
     parts = await collect_async(registry, openmetrics, _names(names), health_families(registry))
+    for text, samples in _chunks(parts, openmetrics):
+        out.append(text)
+        done += samples
+        if done >= _YIELD_EVERY:
+            done = 0
+            await anyio.lowlevel.checkpoint()
+    return "".join(out)
+
+
+def _chunks(parts: list[Part], openmetrics: bool) -> Iterator[tuple[str, int]]:
+    """The text of ``parts``, a chunk at a time, with how many samples each chunk has.
+
+    A chunk holds about `_CHUNK_SAMPLES` samples: they are all freed before the
+    next chunk is built, so a scrape never keeps more than a few hundred
+    objects alive at once. The garbage collector then finds nothing to promote
+    while a scrape runs (a bigger chunk made it walk the whole heap, every few
+    scrapes, at 100k series).
+    """
     for part in parts:
         if isinstance(part, MetricFamily):
-            out.append(
-                encode_openmetrics([part], eof=False) if openmetrics else encode_text([part])
-            )
+            text = encode_openmetrics([part], eof=False) if openmetrics else encode_text([part])
+            yield text, len(part.samples)
             continue
         family, name, series = part
-        for start in range(0, max(len(series), 1), _CHUNK):
-            built = build_family(family, name, series[start : start + _CHUNK], openmetrics)
+        step = max(1, _CHUNK_SAMPLES // _samples_per_series(family, openmetrics))
+        for start in range(0, max(len(series), 1), step):
+            built = build_family(family, name, series[start : start + step], openmetrics)
             head = start == 0
-            out.append(
-                encode_openmetrics([built], eof=False, headers=head)
-                if openmetrics
-                else encode_text([built], headers=head)
-            )
-            done += len(built.samples)
-            if done >= _CHUNK:
-                done = 0
-                await anyio.lowlevel.checkpoint()
+            if openmetrics:
+                yield encode_openmetrics([built], eof=False, headers=head), len(built.samples)
+            else:
+                yield encode_text([built], headers=head), len(built.samples)
     if openmetrics:
-        out.append("# EOF\n")
-    return "".join(out)
+        yield "# EOF\n", 0
+
+
+def _samples_per_series(family: Family, openmetrics: bool) -> int:
+    kind = family.kind
+    if kind in ("histogram", "summary"):
+        buckets = len(family.bounds) + 1 if kind == "histogram" else 0
+        return buckets + 3
+    if kind == "stateset":
+        return max(1, len(family.states))
+    return 2 if openmetrics and kind == "counter" else 1
 
 
 def _names(names: Iterable[str] | None) -> frozenset[str] | None:

@@ -84,30 +84,32 @@ class Merge:
         spec = self.spec
         index = {p.encode(): i for i, p in enumerate(bucket_parts(spec.bounds))}
         width = len(index)
-        cells: dict[bytes, list[float]] = {}
+        known, fresh = self.known, self.fresh
+        out: list[Series] = []
         for f, v in values.items():
             field, _, part = f.rpartition(SEP_BYTES)
             i = index.get(part)
             if i is None:
                 continue  # a bucket bound this process does not declare (config changed)
-            cell = cells.get(field)
-            if cell is None:
-                cell = cells[field] = [0.0] * width
-            cell[i] = float(v)
-        out: list[Series] = []
-        known, fresh = self.known, self.fresh
-        for field, cell in cells.items():
-            series = known.get(field)
-            if series is None and field not in known:
-                labels = self._parse(field)
-                series = None if labels is None else HistogramSeries(labels, spec.bounds)
-            fresh[field] = series
-            if not isinstance(series, HistogramSeries):
-                continue
-            series.cells[0] = cell
-            raw = created.get(field)
-            series.created = float(raw) if raw is not None else 0.0
-            out.append(series)
+            if field in fresh:
+                series = fresh[field]
+            else:  # the first bucket of this series in this read: zero its counts, once
+                series = known.get(field)
+                if series is None and field not in known:
+                    labels = self._parse(field)
+                    series = None if labels is None else HistogramSeries(labels, spec.bounds)
+                fresh[field] = series
+                if isinstance(series, HistogramSeries):
+                    cell = series.cells.get(0)
+                    if cell is None:
+                        series.cells[0] = [0.0] * width
+                    else:
+                        cell[:] = [0.0] * width
+                    raw = created.get(field)
+                    series.created = float(raw) if raw is not None else 0.0
+                    out.append(series)
+            if isinstance(series, HistogramSeries):
+                series.cells[0][i] = float(v)
         return out
 
     def _gauges(
