@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._labels import LabelSet
 from .._samples import floatstr
@@ -46,6 +46,17 @@ class _Entry:
 
 _TOTALS = ("counter", "histogram", "summary")  # kinds sent as deltas of totals
 _LATEST = ("mostrecent", "livemostrecent")  # gauge modes where the last write wins
+
+
+class _Commits(NamedTuple):
+    """The entries a batch read, and what each will have sent (see `DeltaBuffer.take`)."""
+
+    entries: list[_Entry]
+    values: list[tuple[Any, float, object]]
+
+    def add(self, entry: _Entry, sent: Any, stamp: float, seen: object) -> None:
+        self.entries.append(entry)
+        self.values.append((sent, stamp, seen))
 
 
 class _Tracked:
@@ -187,7 +198,11 @@ class DeltaBuffer:
                 ops = by_name.setdefault(name, MetricOps(spec, self._stored.get(name)))
                 ops.deletes.append(field)
             self._rewrite_shared(by_name)
-            commits: list[tuple[_Entry, Any, float, object]] = []
+            # What each read series will have sent, applied once the whole batch exists.
+            # Entries in one list and values (atomic tuples) in another: a tuple that
+            # held an entry would stay tracked, and a big batch would then push the
+            # garbage collector into walking the whole heap.
+            commits = _Commits([], [])
             for spec, tracked in list(self._tracked.items()):
                 todo = tracked.todo(self._whole)
                 if not todo:
@@ -204,7 +219,7 @@ class DeltaBuffer:
             ops_list = [o for o in by_name.values() if o]
             # only now that the whole batch exists
             self._deletes.clear()
-            for entry, sent, stamp, seen in commits:
+            for entry, (sent, stamp, seen) in zip(commits.entries, commits.values, strict=True):
                 entry.sent, entry.stamp, entry.seen, entry.recreate = sent, stamp, seen, False
             if not ops_list:
                 return None
@@ -311,7 +326,7 @@ class DeltaBuffer:
         ops: MetricOps,
         spec: MetricSpec,
         entry: _Entry,
-        commits: list[tuple[_Entry, Any, float, object]],
+        commits: _Commits,
         now: float,
     ) -> None:
         kind = spec.kind
@@ -320,15 +335,15 @@ class DeltaBuffer:
         if kind == "counter":
             total = _totals(series)
             _delta(ops, entry.field, total, entry.sent or 0.0, new)
-            commits.append((entry, total, 0.0, None))
+            commits.add(entry, total, 0.0, None)
         elif kind in ("histogram", "summary"):
             totals = _totals(series)
-            before = entry.sent or [0.0] * len(totals)
+            before = entry.sent or (0.0,) * len(totals)
             parts = bucket_parts(spec.bounds)
             for i, (now_v, was) in enumerate(zip(totals, before, strict=True)):
                 # a new series writes its +Inf bucket, so that it exists with zeros
                 _delta(ops, entry.field + SEP + parts[i], now_v, was, new and i == len(totals) - 2)
-            commits.append((entry, totals, 0.0, None))
+            commits.add(entry, totals, 0.0, None)
         else:
             value = _state(series)
             # Where the last write wins, a write counts even if it changed nothing:
@@ -342,7 +357,7 @@ class DeltaBuffer:
                 stamp = now if changed else entry.stamp
                 if _touched(series):  # an untouched gauge never wins `mostrecent`
                     ops.stamped.append((key, stamp))
-                commits.append((entry, value, stamp, seen))
+                commits.add(entry, value, stamp, seen)
         if new and kind in _TOTALS:
             # a series the store lost starts again from 0 now (as after a restart)
             ops.created.append((entry.field, now if entry.recreate else series.created))
@@ -368,7 +383,7 @@ def _totals(series: Series) -> Any:
         return total(series.cells)
     if isinstance(series, HistogramSeries):
         counts, summed = series.snapshot()
-        return [float(c) for c in counts] + [summed]
+        return (*map(float, counts), summed)  # a tuple of floats: the collector untracks it
     raise TypeError(f"{series!r} has no totals")
 
 
