@@ -6,6 +6,9 @@ body) is served in four variants, each by its own ``uvicorn`` process with one
 worker, on a free 127.0.0.1 port:
 
 * ``bare``: no metrics middleware;
+* ``noop``: a pure ASGI middleware that wraps ``receive`` and ``send`` (as every
+  metrics middleware must, to see sizes and the status) and records nothing: the
+  floor that any such middleware pays;
 * ``apytheus``: `apytheus.middleware.MetricsMiddleware` (defaults), with
   ``make_asgi_app()`` at ``/metrics``;
 * ``starlette_exporter``: ``starlette_exporter.PrometheusMiddleware``
@@ -76,12 +79,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-VARIANTS: tuple[str, ...] = ("bare", "apytheus", "starlette_exporter", "instrumentator")
+VARIANTS: tuple[str, ...] = ("bare", "noop", "apytheus", "starlette_exporter", "instrumentator")
 PEERS: tuple[str, ...] = ("starlette_exporter", "instrumentator")
 ENV_VARIANT = "BENCH_MIDDLEWARE_VARIANT"
 TEMPLATE = "/items/{item_id}"
 DISTINCT_IDS = 10_000
-TARGET_COST = 0.05  # the apytheus middleware costs at most 5% of bare throughput
+# apytheus' extra cost (over bare) is at most this many times the no-op middleware's
+TARGET_VS_NOOP = 1.3
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -115,6 +119,9 @@ def build_app(variant: str) -> Any:
     middleware: list[Middleware] = []
     if variant == "bare":
         return Starlette(routes=routes)
+    if variant == "noop":
+        middleware.append(Middleware(NoopMiddleware))
+        return Starlette(routes=routes, middleware=middleware)
     if variant == "apytheus":
         from apytheus import make_asgi_app
         from apytheus.middleware import MetricsMiddleware
@@ -137,6 +144,33 @@ def build_app(variant: str) -> Any:
         Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app)
         return app
     raise ValueError(f"unknown variant {variant!r}")
+
+
+class NoopMiddleware:
+    """Wraps ``receive`` and ``send`` like a metrics middleware, and records nothing."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen = {"status": 0, "sent": 0, "received": 0}
+
+        async def wrapped_receive() -> Any:
+            message = await receive()
+            seen["received"] += len(message.get("body", b""))
+            return message
+
+        async def wrapped_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                seen["sent"] += len(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, wrapped_receive, wrapped_send)
 
 
 # --------------------------------------------------------------------------- server
@@ -602,14 +636,43 @@ def inprocess_table(rep: Report) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+def _over_noop(apy: float | None, noop: float | None) -> float | None:
+    return None if apy is None or noop is None or noop <= 0 else apy / noop
+
+
 def verdicts(rep: Report) -> list[str]:
     apy = cost(rep, "apytheus")
     if apy is None:
         return ["apytheus: no measurement, targets not evaluated"]
-    lines = [
-        f"apytheus throughput cost {_pct(apy)} <= {TARGET_COST * 100:.0f} %: "
-        + ("met" if apy <= TARGET_COST else "NOT met")
-    ]
+    lines = []
+    server_bare = _median([r.cpu_us_per_req for r in rep.of("bare")])
+    extras = {
+        v: (_median([r.cpu_us_per_req for r in rep.of(v)]) or 0) - (server_bare or 0)
+        for v in ("apytheus", "noop")
+    }
+    ratio = _over_noop(extras["apytheus"], extras["noop"]) if server_bare is not None else None
+    lines.append(
+        f"apytheus extra server CPU per request {extras['apytheus']:+.1f} µs <= "
+        f"{TARGET_VS_NOOP}x the no-op middleware's {extras['noop']:+.1f} µs: "
+        + (
+            "n/a"
+            if ratio is None
+            else f"{ratio:.2f}x, " + ("met" if ratio <= TARGET_VS_NOOP else "NOT met")
+        )
+    )
+    bare_in = _best(rep.inprocess.get("bare", []))
+    apy_in, noop_in = _best(rep.inprocess.get("apytheus", [])), _best(rep.inprocess.get("noop", []))
+    if bare_in is not None and apy_in is not None and noop_in is not None:
+        ratio_in = _over_noop(apy_in - bare_in, noop_in - bare_in)
+        lines.append(
+            f"apytheus extra in-process µs per request {apy_in - bare_in:+.1f} <= "
+            f"{TARGET_VS_NOOP}x the no-op's {noop_in - bare_in:+.1f}: "
+            + (
+                "n/a"
+                if ratio_in is None
+                else f"{ratio_in:.2f}x, " + ("met" if ratio_in <= TARGET_VS_NOOP else "NOT met")
+            )
+        )
     for peer in PEERS:
         other = cost(rep, peer)
         if other is None:
