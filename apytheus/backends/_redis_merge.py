@@ -26,15 +26,10 @@ class Merge:
     outgrows Redis).
     """
 
-    def __init__(
-        self,
-        spec: MetricSpec,
-        known: dict[bytes, Series | None],
-        fresh: dict[bytes, Series | None],
-    ) -> None:
+    def __init__(self, spec: MetricSpec, known: dict[bytes, Series | None]) -> None:
         self.spec = spec
         self.known = known
-        self.fresh = fresh
+        self.fresh: dict[bytes, Series | None] = {}
 
     def _parse(self, field: bytes) -> LabelSet | None:
         """The labels a field names, or None if they do not fit this metric's label names.
@@ -67,18 +62,34 @@ class Merge:
         """Every series of the metric, from its values hash and its created or times hash."""
         kind = self.spec.kind
         if kind == "counter":
-            out: list[Series] = []
-            for f, v in values.items():
-                series = self._scalar(f, f)
-                if series is not None:
-                    series.cells[0] = float(v)
-                    raw = extra.get(f)
-                    series.created = float(raw) if raw is not None else 0.0
-                    out.append(series)
-            return out
+            return self._counters(values, extra)
         if kind in ("histogram", "summary"):
-            return self._histograms(values, extra)
-        return self._gauges(values, extra, live)
+            found = self._histograms(values, extra)
+        else:
+            found = self._gauges(values, extra, live)
+        self.known = self.fresh
+        return found
+
+    def _counters(self, values: dict[bytes, bytes], created: dict[bytes, bytes]) -> list[Series]:
+        """One field per series: ``known`` is updated in place (one lookup per series)."""
+        known = self.known
+        out: list[Series] = []
+        for f, v in values.items():
+            series: Any = known.get(f)  # a ScalarSeries, or None
+            if series is None:
+                if f in known:
+                    continue  # its labels do not fit this metric
+                labels = self._parse(f)
+                series = known[f] = None if labels is None else ScalarSeries(labels)
+                if series is None:
+                    continue
+            series.cells[0] = float(v)
+            raw = created.get(f)
+            series.created = float(raw) if raw is not None else 0.0
+            out.append(series)
+        if len(known) > len(values):  # some series are gone from Redis: forget them
+            self.known = {f: known[f] for f in values}
+        return out
 
     def _histograms(self, values: dict[bytes, bytes], created: dict[bytes, bytes]) -> list[Series]:
         spec = self.spec

@@ -221,10 +221,9 @@ class RedisStore:
                 log.error("apytheus: cannot read %s from Redis: %s", spec.name, values or extra)
                 out[spec] = []
                 continue
-            known = self._kept.get(spec, {})
-            fresh: dict[bytes, Series | None] = {}
-            out[spec] = Merge(spec, known, fresh).merge(values, extra, live)
-            self._kept[spec] = fresh
+            merge = Merge(spec, self._kept.get(spec, {}))
+            out[spec] = merge.merge(values, extra, live)
+            self._kept[spec] = merge.known
         return out
 
 
