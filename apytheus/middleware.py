@@ -216,7 +216,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, counting_receive, recording_send)
         finally:
-            in_progress.dec()
+            in_progress.inc(-1.0)  # dec() checks its argument again: not needed here
             duration = (end if end is not None else clock()) - start
             route = route_template(scope, root_path)
             if self.extra_labels is None:
