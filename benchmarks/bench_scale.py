@@ -83,9 +83,7 @@ import math
 import os
 import platform
 import random
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -96,6 +94,8 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import bench_redis  # the Redis server helpers (this folder is on the path)
 
 RESULT_TAG = "BENCH_RESULT "
 ENV_CLEARED = (
@@ -167,106 +167,21 @@ def _k(n: int) -> str:
 
 
 # --------------------------------------------------------------------------- redis-server
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def find_redis_server(explicit: str | None) -> str:
-    """The redis-server binary: ``--redis-server``, else /usr/bin's, else the one on PATH."""
-    if explicit:
-        return explicit
-    for candidate in ("/usr/bin/redis-server", shutil.which("redis-server")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise RuntimeError("no redis-server binary found (pass --redis-server PATH)")
-
-
-def _ping(port: int) -> bool:
-    import redis
-
-    try:
-        with redis.Redis(host="127.0.0.1", port=port) as client:
-            return bool(client.ping())
-    except redis.exceptions.ConnectionError:
-        return False
-
-
-class RedisServer:
-    """One redis-server process started by this script (and stopped by its PID)."""
+class RedisServer(bench_redis.RedisServer):
+    """bench_redis' server (started and stopped by its PID), which can be emptied."""
 
     def __init__(self, binary: str, workdir: str) -> None:
-        self.binary = binary
-        self.workdir = workdir
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        for _attempt in range(5):
-            self.port = _free_port()
-            self.proc = subprocess.Popen(
-                [
-                    self.binary,
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    self.workdir,
-                    "--daemonize",
-                    "no",
-                    "--loglevel",
-                    "warning",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if _ping(self.port):
-                    _log(f"redis-server pid {self.proc.pid} on port {self.port}")
-                    return
-                time.sleep(0.05)
-            self.stop()  # port taken meanwhile, or too slow: try another port
-        raise RuntimeError(f"could not start {self.binary}")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        super().__init__(binary, workdir, "scale")
 
     def flushall(self) -> None:
-        import redis
-
-        with redis.Redis(host="127.0.0.1", port=self.port) as client:
+        with self.client() as client:
             client.flushall()
 
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+
+find_redis_server = bench_redis.find_redis_server
+redis_version = bench_redis.redis_version
 
 
-def redis_version(binary: str) -> str:
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
-        words = [w for w in out.stdout.split() if w.startswith(("v=", "malloc="))]
-        return " ".join(words) or out.stdout.strip()
-    except Exception as exc:  # a report, not a requirement
-        return f"unknown ({exc})"
-
-
-# --------------------------------------------------------------------------- child processes
 def _child_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV_CLEARED}
     env.update(extra)

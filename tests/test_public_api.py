@@ -43,7 +43,13 @@ CONTRACT = {
         "CustomCollector",
         "DEFAULT_BUCKETS",
     ],
-    "apytheus.registry": ["CollectorRegistry", "CollectorRegistryProxy", "REGISTRY", "Registry"],
+    "apytheus.registry": [
+        "CollectorRegistry",
+        "CollectorRegistryProxy",
+        "REGISTRY",
+        "Registry",
+        "RestrictedRegistry",
+    ],
     "apytheus.exposition": [
         "generate_metrics",
         "agenerate_metrics",
@@ -74,7 +80,13 @@ CONTRACT = {
         "InProcessBackend",
         "SingleProcessBackend",
         "MetricSpec",
+        "SupportsAdopt",
+        "SupportsClose",
+        "SupportsHealth",
+        "SupportsValuesOnly",
+        "SupportsWorker",
     ],
+    "apytheus.backends.base": ["SingleProcessBackend", "get_backend", "load_backend"],
     "apytheus.middleware": ["MetricsMiddleware", "PytheusMiddlewareASGI"],
     "apytheus.aiohttp": ["metrics_handler", "metrics_middleware"],
     "apytheus.experimental.compatibility": ["patch_client"],
@@ -85,6 +97,7 @@ CONTRACT = {
         "BucketException",
         "InvalidBackendClassException",
         "InvalidBackendConfigException",
+        "DuplicateTimeseries",
     ],
 }
 
@@ -124,3 +137,17 @@ def test_content_types_are_the_standard_ones() -> None:
     assert apytheus.OPENMETRICS_CONTENT_TYPE == (
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
     )
+
+
+@pytest.mark.parametrize("module", sorted(CONTRACT))
+def test_public_names_say_their_public_module(module: str) -> None:
+    """Tracebacks and docs show where users import a name from, never a private module."""
+    mod = importlib.import_module(module)
+    private = [
+        f"{n}: {getattr(mod, n).__module__}"
+        for n in mod.__all__
+        if (inspect.isclass(getattr(mod, n)) or inspect.isfunction(getattr(mod, n)))
+        and "._" in getattr(mod, n).__module__
+        and getattr(mod, n).__module__.startswith("apytheus")
+    ]
+    assert private == []

@@ -59,12 +59,10 @@ def collect_parts(
     """`collect_sync`, with the registered metrics' families not built yet (to render in chunks)."""
     registry, names = restrict(registry, names)
     items, specs = _split(registry, names)
-    backend = current()
     data: Mapping[MetricSpec, Sequence[Series]] = {}
-    if specs and not openmetrics and isinstance(backend, SupportsValuesOnly):
-        data = backend.collect_values(specs)  # the text format shows no _created
-    elif specs:
-        data = backend.collect(specs)
+    if specs:
+        backend, values_only = _backend(openmetrics)
+        data = backend.collect_values(specs) if values_only else backend.collect(specs)
     produced: dict[int, list[Any]] = {}
     for item in items:
         if not isinstance(item, Family):
@@ -83,12 +81,10 @@ async def collect_async(
     """Collect without blocking the event loop; families come unbuilt, to render in chunks."""
     registry, names = restrict(registry, names)
     items, specs = _split(registry, names)
-    backend = current()
     data: Mapping[MetricSpec, Sequence[Series]] = {}
-    if specs and not openmetrics and isinstance(backend, SupportsValuesOnly):
-        data = await backend.acollect_values(specs)  # the text format shows no _created
-    elif specs:
-        data = await backend.acollect(specs)
+    if specs:
+        backend, values_only = _backend(openmetrics)
+        data = await (backend.acollect_values(specs) if values_only else backend.acollect(specs))
     produced: dict[int, list[Any]] = {}
     for item in items:
         if isinstance(item, Family):
@@ -98,6 +94,12 @@ async def collect_async(
             produced[id(item)] = found
         await anyio.lowlevel.checkpoint()
     return _parts(registry, items, data, produced, openmetrics, names, extra)
+
+
+def _backend(openmetrics: bool) -> tuple[Any, bool]:
+    """The process' backend, and whether it may skip creation times (the text format has none)."""
+    backend = current()
+    return backend, not openmetrics and isinstance(backend, SupportsValuesOnly)
 
 
 def _split(registry: Source, names: frozenset[str] | None) -> tuple[list[Any], list[MetricSpec]]:
