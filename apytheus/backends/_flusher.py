@@ -293,3 +293,8 @@ class FlushRound:
                 self.last_flush,
             ),
         ]
+
+
+def counted(name: str, doc: str) -> Any:
+    """A read-only property, for a backend, of what its flush round (``_round``) counts."""
+    return property(lambda self: getattr(self._round, name), doc=doc)

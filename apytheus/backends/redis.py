@@ -27,7 +27,7 @@ from .._labels import LabelSet
 from .._samples import MetricFamily
 from ..exceptions import BackendUnavailable, InvalidBackendConfigException
 from ._buffer import DeltaBuffer
-from ._flusher import Flusher, FlushRound
+from ._flusher import Flusher, FlushRound, counted
 from ._protocol import MetricSpec, Series, SupportsClose
 from ._redis_client import (
     auth_problem,
@@ -265,25 +265,10 @@ class RedisBackend:
         """This worker's flush health, exposed with the default registry."""
         return self._round.health_families()
 
-    @property
-    def flush_errors(self) -> int:
-        """Flushes that failed (their deltas stayed buffered)."""
-        return self._round.flush_errors
-
-    @property
-    def dropped_updates(self) -> int:
-        """Updates Redis refused for good (a key of another type, say)."""
-        return self._round.dropped_updates
-
-    @property
-    def resends(self) -> int:
-        """Times Redis had lost or rolled back this worker's data, so it sent it again."""
-        return self._round.resends
-
-    @property
-    def last_flush(self) -> float:
-        """Unix time of the last successful flush (0 before the first)."""
-        return self._round.last_flush
+    flush_errors = counted("flush_errors", "Flushes that failed (their deltas stayed buffered).")
+    dropped_updates = counted("dropped_updates", "Updates Redis refused for good.")
+    resends = counted("resends", "Times Redis had lost this worker's data, so it sent it again.")
+    last_flush = counted("last_flush", "Unix time of the last successful flush (0 before any).")
 
     @property
     def _flush_lock(self) -> threading.Lock:
