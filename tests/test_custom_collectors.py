@@ -168,3 +168,16 @@ def test_an_exemplar_on_a_created_sample_is_dropped_and_the_scrape_stays_valid(
     assert samples["hits_created"].exemplar is None
     assert samples["level"].exemplar is None
     assert 'trace_id="b"' not in text and 'trace_id="c"' not in text
+
+
+def test_a_collector_may_yield_a_labeled_child_of_a_metric_it_made(
+    registry: CollectorRegistry,
+) -> None:
+    class Child(CustomCollector):
+        def collect(self) -> Iterator[Any]:
+            child = Gauge("g_child", "d", ["a"], registry=None).labels(a="1")
+            child.set(3)
+            yield child  # the metric itself is gone: its child keeps it
+
+    registry.register(Child())
+    assert 'g_child{a="1"} 3.0' in generate_metrics(registry)

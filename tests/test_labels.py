@@ -202,3 +202,19 @@ def test_a_positional_tuple_never_matches_a_cached_keyword_child(
     c.labels(a="1")
     with pytest.raises(LabelValidationException):
         c.labels(("a", "1"))
+
+
+def test_positional_labels_and_remove_on_a_metric_whose_defaults_fill_every_label() -> None:
+    c = Counter("jobs_pos", "d", ["method"], default_labels={"method": "GET"}, registry=None)
+    assert c.labels("POST") is c.labels(method="POST")
+    c.remove("GET")  # positional values fill the labels not given, defaults or not
+
+
+def test_the_default_series_made_again_after_remove_is_exposed(
+    registry: CollectorRegistry,
+) -> None:
+    c = Counter("jobs_rm", "d", ["a"], default_labels={"a": "1"}, registry=registry)
+    c.inc(5)
+    c.remove(a="1")
+    c.labels(a="1").inc()  # a new series: not the metric's removed one
+    assert registry.get_sample_value("jobs_rm_total", {"a": "1"}) == 1.0

@@ -49,7 +49,6 @@ def test_a_dropped_registry_and_its_labeled_metrics_are_freed_at_once() -> None:
 
 
 def test_an_unregistered_metric_is_freed_when_its_last_reference_goes() -> None:
-    """Its children do not keep it: one kept alone records into a series nothing exposes."""
     registry = CollectorRegistry()
     counter = Counter("jobs", "Jobs", ["queue"], registry=registry)
     child = counter.labels(queue="a")
@@ -57,10 +56,31 @@ def test_an_unregistered_metric_is_freed_when_its_last_reference_goes() -> None:
     registry.unregister(counter)
     ref = weakref.ref(counter._family)
     del counter
+    assert ref() is not None  # the child still holds it
+    child.inc()
+    assert "jobs" in repr(child) and child.name == "jobs"
+    del child
     assert ref() is None
-    child.inc()  # recording never raises
-    with pytest.raises(ReferenceError, match="keep the metric"):
-        child.labels(queue="b")
+
+
+def test_the_metric_cached_in_a_child_makes_no_cycle() -> None:
+    """Defaults fill every label: a child's labels() may give the metric itself back."""
+    counter = Counter("jobs", "Jobs", ["a"], default_labels={"a": "1"}, registry=None)
+    ref = weakref.ref(counter._family)
+    other = counter.labels(a="2")
+    assert other.labels(a="1") is counter
+    del counter, other
+    assert ref() is None
+
+
+def test_children_made_after_the_metric_was_dropped_make_no_cycle() -> None:
+    registry = CollectorRegistry()
+    partial = Counter("jobs", "Jobs", ["a", "b"], registry=registry).labels(a="1")
+    partial.labels(b="2").inc()  # the metric itself is gone already
+    assert registry.get_sample_value("jobs_total", {"a": "1", "b": "2"}) == 1.0
+    ref = weakref.ref(partial._family)
+    del partial, registry
+    assert ref() is None
 
 
 def test_a_registered_metric_lives_on_through_its_registry() -> None:

@@ -45,14 +45,14 @@ class Family:
     family with some labels filled in. The family creates series, tells the
     backend about them once registered, and caches handles by label values.
 
-    The metric object holds its family; its children hold it weakly (all
-    through one weak reference, ``ref``), and the family holds the children
-    (``handles``) but the metric, and what caches children, only weakly
-    (``root``, ``views``, ``watchers``). So there is no reference cycle:
-    dropping the last reference to a metric (and its registry) frees it at
-    once, without waiting for the cyclic garbage collector, and its series stop
-    being flushed from that moment. A child kept alone after that still
-    records into its series, which nothing exposes any more.
+    Handles hold their family. The family holds its children (``handles``,
+    no weak reference each) while the metric itself lives, and the metric and
+    what caches children only weakly (``root``, ``views``, ``watchers``).
+    When the metric goes, the family lets go of its children. So dropping the
+    last reference to a metric (and its registry) frees it at once, without
+    waiting for the cyclic garbage collector, and its series stop being
+    flushed from that moment; a child the program still holds keeps the family
+    (and its series) alive, as it should.
     """
 
     def __init__(
@@ -112,11 +112,9 @@ class Family:
         self.overflowed = 0  # label sets refused because the metric was full
         self._warned = False
         # by label pairs, for labels() in any form to return the same handle
-        # the children by label pairs (strongly: they point back only weakly, via `ref`)
+        # the children by label pairs, while the metric lives (see `set_root`)
         self.handles: dict[LabelPairs, Any] = {}
-        self.ref = weakref.ref(self)  # what children hold: one weak reference for all
-        self.root: weakref.ref[Any] | None = None  # the metric itself (it holds the family)
-        self.root_pairs: LabelPairs | None = None  # its labels, when defaults fill them all
+        self.root: weakref.ref[Any] | None = None  # the metric itself
         # every handle, whose label caches remove() empties
         self.views: weakref.WeakSet[Any] = weakref.WeakSet()
         # others' caches of this family's children: a method that empties them
@@ -151,6 +149,30 @@ class Family:
         if self.kind == "info":
             return InfoSeries(labels)
         return ScalarSeries(labels)
+
+    def found(self, pairs: LabelPairs) -> Series | None:
+        """The series of ``pairs``, if it exists (nothing is made)."""
+        return self._series.get(pairs)
+
+    def set_root(self, metric: Any) -> None:
+        """Note the metric itself; when it is freed, let go of the children (no cycle)."""
+        ref = weakref.ref(self)
+
+        def gone(_: object) -> None:
+            family = ref()
+            if family is not None:
+                family.handles = {}
+
+        self.root = weakref.ref(metric, gone)
+
+    def keep(self, pairs: LabelPairs, handle: Any) -> None:
+        """Remember a child, for ``labels()`` in any form to find the same one.
+
+        Not once the metric itself is gone: the child would then hold the
+        family that holds it, a cycle only the garbage collector can break.
+        """
+        if self.root is not None and self.root() is not None:
+            self.handles[pairs] = handle
 
     def full_for(self, pairs: LabelPairs) -> bool:
         """Whether a new series for ``pairs`` would go beyond ``max_series`` (counts it)."""

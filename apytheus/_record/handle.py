@@ -7,7 +7,6 @@ which the public types record into (see `apytheus.metrics`).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,37 +39,17 @@ class Handle:
 
     # A child costs what it must: no label dict (its series has the labels), and
     # no caches until labels() is called on it (rare: on the metric, on partials).
-    __slots__ = (
-        "__weakref__",
-        "_cache",
-        "_cells",
-        "_fref",
-        "_labels",
-        "_owner",
-        "_pos_cache",
-        "_series",
-    )
+    __slots__ = ("__weakref__", "_cache", "_cells", "_family", "_labels", "_pos_cache", "_series")
 
     _kind: ClassVar[str] = "unknown"
     _reserved: ClassVar[tuple[str, ...]] = ()
 
-    _fref: weakref.ref[Family]
-    _owner: Family | None  # the metric itself keeps its family alive; children do not
+    _family: Family
     _labels: dict[str, str] | None  # the labels given, for a partial handle (else None)
     _series: Any
     _cells: dict[int, Any]
     _cache: dict[Any, Any] | None
     _pos_cache: dict[Any, Any] | None
-
-    @property
-    def _family(self) -> Family:
-        family = self._fref()
-        if family is None:
-            raise ReferenceError(
-                "this child's metric was dropped (no reference to it is left): "
-                "keep the metric, not only its children"
-            )
-        return family
 
     @property
     def name(self) -> str:
@@ -83,23 +62,20 @@ class Handle:
         return self._family.documentation
 
     def _init_family(self, family: Family, registry: Any) -> None:
-        self._owner = family
         self._bind(family, {}, family.canonical({}))
-        family.root = weakref.ref(self)
-        if family.label_names and len(family.defaults) == len(family.label_names):
-            family.root_pairs = family.canonical({})
+        family.set_root(self)
         if registry is not None:
             registry.register(self)
 
     def _bind(self, family: Family, labels: dict[str, str], pairs: LabelPairs) -> None:
-        self._fref = family.ref
+        self._family = family
         self._cache = self._pos_cache = None
+        # the labels given, where defaults filled some (None: the series' labels, all given)
+        self._labels = None if len(labels) == len(family.label_names) else labels
         if len(pairs) == len(family.label_names):
-            self._labels = None
             self._series = family.series(pairs)
             self._cells = self._series.cells if hasattr(self._series, "cells") else {}
         else:
-            self._labels = labels
             missing = [n for n in family.label_names if n not in dict(pairs)]
             self._series = None
             self._cells = Unobservable(
@@ -144,7 +120,7 @@ class Handle:
             return self._labels_slow(args, kwargs, key)
 
     def _given(self) -> dict[str, str]:
-        """The labels this handle has: given to a partial one, its series' for a complete one."""
+        """The labels given to this handle (with a complete series, all of them)."""
         if self._labels is not None:
             return self._labels
         return self._series.labels.as_dict()  # type: ignore[no-any-return]
@@ -211,17 +187,23 @@ class Handle:
         pairs = family.canonical(merged)
         with family.lock:  # remove() clears the caches under the same lock
             handle = family.handles.get(pairs)
-            if handle is None and pairs == family.root_pairs and family.root is not None:
-                handle = family.root()  # the metric itself: its defaults fill every label
+            root = family.root() if family.root is not None else None
+            if (
+                handle is None
+                and root is not None
+                and root._series is not None
+                and root._series is family.found(pairs)
+            ):
+                handle = root  # the metric itself: its defaults fill every label
             if handle is None:
                 if len(pairs) == len(family.label_names) and family.full_for(pairs):
                     # Full: the overflow series, and nothing cached for these labels.
                     return self._labels_slow((), dict(family.overflow_pairs), None)
                 handle = self.__class__.__new__(self.__class__)
-                handle._owner = None
                 handle._bind(family, merged, pairs)
-                family.handles[pairs] = handle
-            if store is not None and handle is not self:  # never in its own cache: a cycle
+                family.keep(pairs, handle)
+            # the metric itself is never cached by a child, nor a handle by itself: cycles
+            if store is not None and handle is not self and handle is not root:
                 if store == pairs:
                     store = pairs  # an equal key: share the series' own pairs (less memory)
                 self._cache_for(positional)[store] = handle
