@@ -57,21 +57,31 @@ class Merge:
         return series
 
     def merge(
-        self, values: dict[bytes, bytes], extra: dict[bytes, bytes], live: set[str]
+        self, values: dict[bytes, bytes], extra: dict[bytes, bytes] | None, live: set[str]
     ) -> list[Series]:
-        """Every series of the metric, from its values hash and its created or times hash."""
+        """Every series of the metric, from its values hash and its created or times hash.
+
+        ``extra`` is None when creation times were not read (the text format): the
+        series then keep the ones an earlier read found.
+        """
         kind = self.spec.kind
         if kind == "counter":
             return self._counters(values, extra)
         if kind in ("histogram", "summary"):
             found = self._histograms(values, extra)
         else:
-            found = self._gauges(values, extra, live)
+            found = self._gauges(values, extra or {}, live)
         self.known = self.fresh
         return found
 
-    def _counters(self, values: dict[bytes, bytes], created: dict[bytes, bytes]) -> list[Series]:
-        """One field per series: ``known`` is updated in place (one lookup per series)."""
+    def _counters(
+        self, values: dict[bytes, bytes], created: dict[bytes, bytes] | None
+    ) -> list[Series]:
+        """One field per series: ``known`` is updated in place (one lookup per series).
+
+        A series a read returned may still be rendered by another scrape: each update
+        is one atomic store (a value, a creation time), never a state in between.
+        """
         known = self.known
         out: list[Series] = []
         for f, v in values.items():
@@ -83,45 +93,64 @@ class Merge:
                 series = known[f] = None if labels is None else ScalarSeries(labels)
                 if series is None:
                     continue
+                series.created = 0.0
             series.cells[0] = float(v)
-            raw = created.get(f)
-            series.created = float(raw) if raw is not None else 0.0
+            if created is not None:
+                raw = created.get(f)
+                series.created = float(raw) if raw is not None else 0.0
             out.append(series)
         if len(known) > len(values):  # some series are gone from Redis: forget them
             self.known = {f: known[f] for f in values}
         return out
 
-    def _histograms(self, values: dict[bytes, bytes], created: dict[bytes, bytes]) -> list[Series]:
+    def _histograms(
+        self, values: dict[bytes, bytes], created: dict[bytes, bytes] | None
+    ) -> list[Series]:
+        """Buckets come in any order: they are gathered in one flat list first, then each
+        series' counts replace its old ones in one atomic slice assignment (a scrape still
+        rendering the series a previous read returned never sees them half updated)."""
         spec = self.spec
         index = {p.encode(): i for i, p in enumerate(bucket_parts(spec.bounds))}
         width = len(index)
         known, fresh = self.known, self.fresh
-        out: list[Series] = []
+        order: list[HistogramSeries] = []
+        fields: list[bytes] = []
+        slot: dict[bytes, int] = {}  # a series' place in `order` (and in `flat`)
+        flat: list[float] = []
         for f, v in values.items():
             field, _, part = f.rpartition(SEP_BYTES)
             i = index.get(part)
             if i is None:
                 continue  # a bucket bound this process does not declare (config changed)
-            if field in fresh:
-                series = fresh[field]
-            else:  # the first bucket of this series in this read: zero its counts, once
+            at = slot.get(field)
+            if at is None:
+                if field in fresh:
+                    continue  # its labels do not fit this metric
                 series = known.get(field)
                 if series is None and field not in known:
                     labels = self._parse(field)
-                    series = None if labels is None else HistogramSeries(labels, spec.bounds)
+                    if labels is not None:
+                        series = HistogramSeries(labels, spec.bounds)
+                        series.created = 0.0
                 fresh[field] = series
-                if isinstance(series, HistogramSeries):
-                    cell = series.cells.get(0)
-                    if cell is None:
-                        series.cells[0] = [0.0] * width
-                    else:
-                        cell[:] = [0.0] * width
-                    raw = created.get(field)
-                    series.created = float(raw) if raw is not None else 0.0
-                    out.append(series)
-            if isinstance(series, HistogramSeries):
-                series.cells[0][i] = float(v)
-        return out
+                if not isinstance(series, HistogramSeries):
+                    continue
+                at = slot[field] = len(order)
+                order.append(series)
+                fields.append(field)
+                flat.extend((0.0,) * width)
+            flat[at * width + i] = float(v)
+        for at, series in enumerate(order):
+            counts = flat[at * width : (at + 1) * width]
+            cell = series.cells.get(0)
+            if cell is None:
+                series.cells[0] = counts
+            else:
+                cell[:] = counts  # one atomic store
+            if created is not None:
+                raw = created.get(fields[at])
+                series.created = float(raw) if raw is not None else 0.0
+        return list(order)
 
     def _gauges(
         self, values: dict[bytes, bytes], times: dict[bytes, bytes], live: set[str]

@@ -73,6 +73,10 @@ class RedisStore:
                 client = self._client
         return client
 
+    def inherit(self, previous: RedisStore) -> None:
+        """Take over what a predecessor's failed write had found out (see ``_behind``)."""
+        self._behind |= previous._behind
+
     def reset(self) -> None:
         """Forget the client without closing it (after fork: it is the parent's)."""
         self._behind = set()
@@ -214,7 +218,7 @@ class RedisStore:
         out: dict[MetricSpec, list[Series]] = {}
         at = 0
         for spec, has_extra in zip(specs, extras, strict=True):
-            values, extra = results[at], (results[at + 1] if has_extra else {})
+            values, extra = results[at], (results[at + 1] if has_extra else None)
             at += 2 if has_extra else 1
             if isinstance(values, Exception) or isinstance(extra, Exception):
                 # one metric's keys are unreadable (another type): leave it out, serve the rest
