@@ -209,3 +209,31 @@ def test_a_gauge_function_is_read_at_every_batch() -> None:
     level[0] = 2.0  # no write at all: the function changed its answer
     second = buffer.take(2.0)
     assert second is not None and second.ops[0].sets == [('["a"]\tw1', "2.0")]
+
+
+def test_a_record_queuing_a_series_during_a_switch_leaves_it_queued_for_the_successor() -> None:
+    """A thread inside changed() (it read sink, not yet cleared it) while the backend is
+    switched: its append must land where the successor looks, or the series is never
+    queued again."""
+    old = DeltaBuffer("w")
+    series = scalar("a")
+    old.track(COUNTER, series)
+    series.cells[1] = 1.0
+    first = old.take(1.0)
+    assert first is not None
+    old.ack(first, old.mark(first))
+    sink = series.sink  # the recording thread is inside changed(): it read the sink...
+    assert sink is not None
+    new = DeltaBuffer("w")
+    new.adopt(old.handover())
+    new.track(COUNTER, series)
+    second = new.take(2.0)  # the successor reads the series and arms it again
+    if second is not None:
+        new.ack(second, new.mark(second))
+    series.sink = None  # ...and only now clears it and queues the series
+    sink.append(series)
+    series.cells[1] += 10.0  # a later write: sink is None, so it queues nothing itself
+    if series.sink is not None:
+        series.changed()
+    third = new.take(3.0)
+    assert third is not None and third.ops[0].incr == [('["a"]', 10.0)]

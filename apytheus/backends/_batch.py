@@ -74,3 +74,6 @@ class Handover:
     stored: dict[str, int]
     marked: int | None
     whole: bool
+    # per metric, the list its series queue themselves in: a record that was queuing a
+    # series in it during the switch must land where the successor looks
+    sinks: dict[MetricSpec, list[Any]] = field(default_factory=dict)

@@ -124,6 +124,7 @@ class DeltaBuffer:
         self._stored: dict[str, int] = {}  # per metric, its last acknowledged batch number
         self.marked: int | None = None  # the batch number the store confirmed last
         self._whole = True  # the next batch must carry every series' state
+        self._sinks: dict[MetricSpec, list[Series]] = {}
 
     def track(self, spec: MetricSpec, series: Series) -> None:
         """Start sending ``series``; what the store does not have yet goes with the next batch."""
@@ -136,6 +137,9 @@ class DeltaBuffer:
             tracked = self._tracked.get(spec)
             if tracked is None:
                 tracked = self._tracked[spec] = _Tracked()
+                sink = self._sinks.pop(spec, None)  # a predecessor's (see Handover.sinks)
+                if sink is not None:
+                    tracked.changed = sink
             tracked.entries[series.labels] = entry
             series.sink = None
             tracked.changed.append(series)  # read by the next batch, then armed
@@ -179,6 +183,7 @@ class DeltaBuffer:
                 dict(self._stored),
                 self.marked,
                 self._whole,
+                {spec: tracked.changed for spec, tracked in self._tracked.items()},
             )
 
     def adopt(self, state: Handover) -> None:
@@ -187,6 +192,7 @@ class DeltaBuffer:
             self.worker, self.seq, self.pending = state.worker, state.seq, state.pending
             self._handed, self._deletes = state.sent, {**state.deletes, **self._deletes}
             self._stored, self.marked, self._whole = state.stored, state.marked, state.whole
+            self._sinks = state.sinks
 
     def take(self, now: float) -> Batch | None:
         """The batch to send: the pending one, else a new one (None when nothing changed)."""

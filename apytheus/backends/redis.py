@@ -256,6 +256,7 @@ class RedisBackend:
             with previous._flush_lock:
                 previous._flusher.stop_thread()
                 self._buffer.adopt(previous._buffer.handover())
+                self._store.inherit(previous._store)
             previous.close(flush=False)
         elif isinstance(previous, SupportsClose):
             previous.close()
