@@ -1,0 +1,85 @@
+"""Concurrent scrapes of one worker share one collection (DESIGN, "Serving, added")."""
+
+from __future__ import annotations
+
+import anyio
+import httpx
+
+from apytheus import CollectorRegistry, Counter, agenerate_metrics, make_asgi_app
+
+
+class SlowCollector:
+    """An async collector that counts its collections and takes a while each."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def collect(self) -> list[Counter]:
+        self.calls += 1
+        await anyio.sleep(0.05)
+        counter = Counter("slow", "Slow", registry=None)
+        counter.inc(self.calls)
+        return [counter]
+
+
+async def test_fifty_concurrent_scrapes_share_one_collection(registry: CollectorRegistry) -> None:
+    Counter("jobs", "Jobs", ["k"], registry=registry).labels(k="a").inc(3)
+    collector = SlowCollector()
+    registry.register(collector)
+    transport = httpx.ASGITransport(app=make_asgi_app(registry))
+    bodies: list[str] = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+        async def scrape() -> None:
+            response = await client.get("/metrics")
+            assert response.status_code == 200
+            bodies.append(response.text)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(50):
+                tg.start_soon(scrape)
+    assert len(bodies) == 50
+    assert collector.calls <= 2  # one, or two if a scrape came just after the first ended
+    assert len(set(bodies)) <= collector.calls
+    assert all('jobs_total{k="a"} 3.0' in b and "slow_total" in b for b in bodies)
+
+
+async def test_scrapes_in_different_formats_do_not_share(registry: CollectorRegistry) -> None:
+    collector = SlowCollector()
+    registry.register(collector)
+    results: dict[bool, str] = {}
+
+    async def scrape(openmetrics: bool) -> None:
+        results[openmetrics] = await agenerate_metrics(registry, openmetrics=openmetrics)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scrape, False)
+        tg.start_soon(scrape, True)
+    assert collector.calls == 2
+    assert results[True].endswith("# EOF\n") and not results[False].endswith("# EOF\n")
+    assert "# TYPE slow counter" in results[True] and "# TYPE slow_total counter" in results[False]
+
+
+async def test_a_waiter_still_gets_an_answer_when_the_scrape_it_joined_is_cancelled(
+    registry: CollectorRegistry,
+) -> None:
+    collector = SlowCollector()
+    registry.register(collector)
+    answer: list[str] = []
+
+    async def waiter() -> None:
+        answer.append(await agenerate_metrics(registry))
+
+    async def leader(scope: anyio.CancelScope) -> None:
+        with scope:
+            await agenerate_metrics(registry)
+
+    scope = anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(leader, scope)
+        await anyio.sleep(0.01)  # the leader is inside the slow collector now
+        tg.start_soon(waiter)
+        await anyio.sleep(0.01)  # the waiter waits for the leader's answer
+        scope.cancel()
+    assert len(answer) == 1 and "slow_total" in answer[0]
+    assert collector.calls == 2  # the leader's, abandoned, and the waiter's own
