@@ -7,6 +7,7 @@ own lifespan; `MetricsApp` and ``MetricsMiddleware`` both use it.
 from __future__ import annotations
 
 import gzip
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -80,10 +81,16 @@ class MetricsApp:
             return
         openmetrics, content_type = choose_format(headers.get("accept"))
         names = query_names(scope.get("query_string", b"").decode("latin-1"))
+        budget = scrape_budget(headers.get("x-prometheus-scrape-timeout-seconds"))
         try:
-            body = (await agenerate_metrics(self.registry, openmetrics, names)).encode()
+            with anyio.move_on_after(budget) as deadline:
+                body = (await agenerate_metrics(self.registry, openmetrics, names)).encode()
         except BackendUnavailable as exc:
             await _respond(send, 503, f"{exc}\n".encode(), "text/plain", [])
+            return
+        if deadline.cancelled_caught:  # Prometheus gives up at its timeout: say why first
+            message = f"the metrics took longer than the scrape's {budget:.3g} s to collect\n"
+            await _respond(send, 503, message.encode(), "text/plain", [])
             return
         extra: list[tuple[bytes, bytes]] = []
         if gzip_ok(headers.get("accept-encoding")):
@@ -155,3 +162,19 @@ async def _answer_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
     while (await receive())["type"] != "lifespan.shutdown":
         pass
     await send({"type": "lifespan.shutdown.complete"})
+
+
+def scrape_budget(header: str | None) -> float:
+    """Seconds a scrape may take, from Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds``.
+
+    The answer (a 503) must reach Prometheus before it gives up: 90 % of its
+    timeout, and never more than it less 50 ms. No header, or one that is not a
+    positive number: no deadline.
+    """
+    try:
+        timeout = float(header) if header else math.inf
+    except ValueError:
+        return math.inf
+    if not timeout > 0 or math.isnan(timeout):
+        return math.inf
+    return max(0.0, min(timeout * 0.9, timeout - 0.05))

@@ -21,11 +21,15 @@ TOKENS = 4  # a flush at a time (it holds a lock), and a few scrapes at once
 _limiter: RunVar[anyio.CapacityLimiter] = RunVar("apytheus_io_limiter")
 
 
-async def run_sync(fn: Callable[..., T], *args: object) -> T:
-    """``fn(*args)`` in a worker thread of the backends' own limiter."""
+async def run_sync(fn: Callable[..., T], *args: object, abandon: bool = False) -> T:
+    """``fn(*args)`` in a worker thread of the backends' own limiter.
+
+    ``abandon=True``: a cancelled caller returns at once and the thread finishes
+    on its own, its result dropped (for reads, which change nothing).
+    """
     try:
         limiter = _limiter.get()
     except LookupError:
         limiter = anyio.CapacityLimiter(TOKENS)
         _limiter.set(limiter)
-    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter, abandon_on_cancel=abandon)

@@ -148,8 +148,12 @@ class RedisBackend:
             raise BackendUnavailable(f"cannot read metrics from Redis: {problem or exc}") from exc
 
     async def acollect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
-        """`collect` in a worker thread: the event loop keeps serving meanwhile."""
-        return await run_sync(self.collect, metrics)
+        """`collect` in a worker thread: the event loop keeps serving meanwhile.
+
+        Cancelling it (a scrape past its deadline) returns at once; the thread's
+        flush and read finish on their own (a flush is never cut short).
+        """
+        return await run_sync(self.collect, metrics, abandon=True)
 
     def collect_values(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
         """`collect` without counters' and histograms' creation times (for the text format)."""
@@ -158,8 +162,8 @@ class RedisBackend:
     async def acollect_values(
         self, metrics: Sequence[MetricSpec]
     ) -> dict[MetricSpec, list[Series]]:
-        """`collect_values` in a worker thread."""
-        return await run_sync(self.collect, metrics, False)
+        """`collect_values` in a worker thread (abandoned if cancelled, as `acollect`)."""
+        return await run_sync(self.collect, metrics, False, abandon=True)
 
     async def flush(self) -> None:
         """Send what was recorded since the last flush (in a worker thread)."""
