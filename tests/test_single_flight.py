@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import anyio
 import httpx
 
@@ -83,3 +86,27 @@ async def test_a_waiter_still_gets_an_answer_when_the_scrape_it_joined_is_cancel
         scope.cancel()
     assert len(answer) == 1 and "slow_total" in answer[0]
     assert collector.calls == 2  # the leader's, abandoned, and the waiter's own
+
+
+async def test_a_registry_that_cannot_be_hashed_is_rendered(registry: CollectorRegistry) -> None:
+    """A user's registry may define __eq__ (a dataclass, say), which makes it unhashable."""
+
+    @dataclass
+    class Wrapped:
+        inner: CollectorRegistry
+
+        @property
+        def prefix(self) -> str | None:
+            return None
+
+        def register(self, collector: Any) -> None:
+            self.inner.register(collector)
+
+        def unregister(self, collector: Any) -> None:
+            self.inner.unregister(collector)
+
+        def collect(self) -> list[Any]:
+            return self.inner.collect()
+
+    Counter("jobs", "Jobs", registry=registry).inc()
+    assert "jobs_total 1.0" in await agenerate_metrics(Wrapped(registry))

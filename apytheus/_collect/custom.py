@@ -37,9 +37,31 @@ def _name(collector: Any) -> str:
     return str(getattr(collector, "name", None) or type(collector).__name__)
 
 
+def _owner(registry: Source) -> Any:
+    """The registry the counts are kept for, or a stand-in one that keeps none.
+
+    A user's registry may be unhashable (a dataclass, say) or not weakly
+    referable: its failures are still logged, but not counted.
+    """
+    owner = behind(registry)
+    try:
+        weakref.ref(owner)
+        hash(owner)
+    except TypeError:
+        return _NOWHERE
+    return owner
+
+
+class _Nowhere:
+    """The owner of the counts of registries that cannot be keys: never shown."""
+
+
+_NOWHERE = _Nowhere()
+
+
 def _count(registry: Source, collector: Any) -> None:
     with _errors_lock:
-        counts = _errors.setdefault(behind(registry), {})
+        counts = _errors.setdefault(_owner(registry), {})
         name = _name(collector)
         counts[name] = counts.get(name, 0) + 1
 
@@ -57,7 +79,7 @@ def clashed(registry: Source, collector: Any, name: str) -> None:
     _count(registry, collector)
     who = _name(collector)
     with _errors_lock:
-        logged = _clashes_logged.setdefault(behind(registry), set())
+        logged = _clashes_logged.setdefault(_owner(registry), set())
         first = (who, name) not in logged
         logged.add((who, name))
     if first:
@@ -72,7 +94,8 @@ def clashed(registry: Source, collector: Any, name: str) -> None:
 def errors_family(registry: Source) -> list[MetricFamily]:
     """``apytheus_collector_errors_total`` of ``registry``, once something failed."""
     with _errors_lock:
-        counts = dict(_errors.get(behind(registry), {}))
+        owner = _owner(registry)
+        counts = {} if owner is _NOWHERE else dict(_errors.get(owner, {}))
     if not counts:
         return []
     return [

@@ -7,7 +7,6 @@ backend's flush errors, say).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -65,7 +64,8 @@ async def agenerate_metrics(
         names: only the metrics exposing one of these sample names (``name[]``).
     """
     wanted = _names(names)
-    key = (registry, openmetrics, wanted)
+    # by id: a registry may be unhashable; it lives (in the leader's frame) while in flight
+    key = (id(registry), openmetrics, wanted)
     flights = _in_flight()
     flight = flights.get(key)
     if flight is not None:  # the same scrape is being rendered: share its answer
@@ -91,15 +91,15 @@ class _Flight:
         self.text: str | None = None
 
 
-_flights: RunVar[dict[tuple[Any, bool, frozenset[str] | None], _Flight]] = RunVar("flights")
+_flights: RunVar[dict[tuple[int, bool, frozenset[str] | None], _Flight]] = RunVar("flights")
 
 
-def _in_flight() -> dict[tuple[Any, bool, frozenset[str] | None], _Flight]:
+def _in_flight() -> dict[tuple[int, bool, frozenset[str] | None], _Flight]:
     """The scrapes being rendered on this event loop (a loop's own: Events belong to it)."""
     try:
         return _flights.get()
     except LookupError:
-        found: dict[tuple[Any, bool, frozenset[str] | None], _Flight] = {}
+        found: dict[tuple[int, bool, frozenset[str] | None], _Flight] = {}
         _flights.set(found)
         return found
 
