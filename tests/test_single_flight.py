@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import httpx
+from redis_server import RedisServer
 
 from apytheus import CollectorRegistry, Counter, agenerate_metrics, make_asgi_app
+from apytheus.backends.redis import RedisBackend
 
 
 class SlowCollector:
@@ -110,3 +113,55 @@ async def test_a_registry_that_cannot_be_hashed_is_rendered(registry: CollectorR
 
     Counter("jobs", "Jobs", registry=registry).inc()
     assert "jobs_total 1.0" in await agenerate_metrics(Wrapped(registry))
+
+
+async def test_a_direct_call_always_collects_afresh(registry: CollectorRegistry) -> None:
+    """A push (or any direct agenerate_metrics call) must see what was recorded just before."""
+    collector = SlowCollector()
+    registry.register(collector)
+    jobs = Counter("jobs", "Jobs", registry=registry)
+    transport = httpx.ASGITransport(app=make_asgi_app(registry))
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://test") as c,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(c.get, "/metrics")
+        await anyio.sleep(0.01)  # the scrape is collecting now
+        jobs.inc(7)
+        text = await agenerate_metrics(registry)
+    assert "jobs_total 7.0" in text
+
+
+async def test_waiters_share_the_leaders_backend_unavailable(
+    redis_server_factory: Callable[..., RedisServer],
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """Redis unreachable: identical scrapes fail together, not one timeout after another."""
+    server = redis_server_factory()
+    backend = make_redis_backend(server, socket_timeout=1)
+    Counter("jobs", "Jobs", registry=registry).inc()
+    real = backend.collect
+    calls: list[int] = []
+
+    def counting(*args: Any) -> Any:
+        calls.append(1)
+        return real(*args)
+
+    backend.collect = counting  # type: ignore[method-assign, assignment]
+    transport = httpx.ASGITransport(app=make_asgi_app(registry))
+    codes: list[int] = []
+    server.pause()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+
+            async def scrape() -> None:
+                codes.append((await c.get("/metrics")).status_code)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(5):
+                    tg.start_soon(scrape)
+    finally:
+        server.resume()
+    assert codes == [503] * 5
+    assert len(calls) == 1

@@ -17,6 +17,7 @@ from ..backends._current import lifespan
 from ..exceptions import BackendUnavailable
 from ..registry import REGISTRY, Registry
 from .auth import Credentials, credentials
+from .flight import shared
 from .negotiate import choose_format, gzip_ok, query_names
 from .render import agenerate_metrics
 
@@ -84,7 +85,11 @@ class MetricsApp:
         budget = scrape_budget(headers.get("x-prometheus-scrape-timeout-seconds"))
         try:
             with anyio.move_on_after(budget) as deadline:
-                body = (await agenerate_metrics(self.registry, openmetrics, names)).encode()
+                key = (id(self.registry), openmetrics, None if names is None else frozenset(names))
+                text = await shared(
+                    key, lambda: agenerate_metrics(self.registry, openmetrics, names)
+                )
+                body = text.encode()
         except BackendUnavailable as exc:
             await _respond(send, 503, f"{exc}\n".encode(), "text/plain", [])
             return
@@ -168,8 +173,8 @@ def scrape_budget(header: str | None) -> float:
     """Seconds a scrape may take, from Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds``.
 
     The answer (a 503) must reach Prometheus before it gives up: 90 % of its
-    timeout, and never more than it less 50 ms. No header, or one that is not a
-    positive number: no deadline.
+    timeout, and at least 50 ms before it where the timeout is long enough for
+    that. No header, or one that is not a positive number: no deadline.
     """
     try:
         timeout = float(header) if header else math.inf
@@ -177,4 +182,4 @@ def scrape_budget(header: str | None) -> float:
         return math.inf
     if not timeout > 0 or math.isnan(timeout):
         return math.inf
-    return max(0.0, min(timeout * 0.9, timeout - 0.05))
+    return timeout * 0.9 if timeout < 0.5 else min(timeout * 0.9, timeout - 0.05)

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Iterator
 
 import anyio
 import anyio.lowlevel
-from anyio.lowlevel import RunVar
 
 from .._collect.build import build_family
 from .._collect.read import Part, collect_async, collect_parts
@@ -54,60 +53,16 @@ async def agenerate_metrics(
     Collects through the backend's async path (a Redis backend first flushes
     this worker's buffer, in a worker thread), then turns series into text a
     chunk at a time, yielding to the loop in between: other requests keep
-    being served during a scrape of any size. Identical calls that arrive
-    while one is rendering (two Prometheus servers, a retry) wait for it and
-    share its answer: one collection, not one each.
+    being served during a scrape of any size.
 
     Args:
         registry: what to render.
         openmetrics: OpenMetrics 1.0.0 instead of the Prometheus text format 0.0.4.
         names: only the metrics exposing one of these sample names (``name[]``).
     """
-    wanted = _names(names)
-    # by id: a registry may be unhashable; it lives (in the leader's frame) while in flight
-    key = (id(registry), openmetrics, wanted)
-    flights = _in_flight()
-    flight = flights.get(key)
-    if flight is not None:  # the same scrape is being rendered: share its answer
-        await flight.done.wait()
-        if flight.text is not None:
-            return flight.text
-        # it failed or was cancelled: render this one on its own
-    flight = flights[key] = _Flight()
-    try:
-        flight.text = await _render(registry, openmetrics, wanted)
-        return flight.text
-    finally:
-        if flights.get(key) is flight:
-            del flights[key]
-        flight.done.set()
-
-
-class _Flight:
-    """A scrape being rendered, which identical scrapes arriving meanwhile wait for."""
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.text: str | None = None
-
-
-_flights: RunVar[dict[tuple[int, bool, frozenset[str] | None], _Flight]] = RunVar("flights")
-
-
-def _in_flight() -> dict[tuple[int, bool, frozenset[str] | None], _Flight]:
-    """The scrapes being rendered on this event loop (a loop's own: Events belong to it)."""
-    try:
-        return _flights.get()
-    except LookupError:
-        found: dict[tuple[int, bool, frozenset[str] | None], _Flight] = {}
-        _flights.set(found)
-        return found
-
-
-async def _render(registry: Registry, openmetrics: bool, names: frozenset[str] | None) -> str:
     out: list[str] = []
     done = 0
-    parts = await collect_async(registry, openmetrics, names, health_families(registry))
+    parts = await collect_async(registry, openmetrics, _names(names), health_families(registry))
     for text, samples in _chunks(parts, openmetrics):
         out.append(text)
         done += samples
