@@ -12,7 +12,7 @@ from redis_server import RedisServer
 
 from apytheus import CollectorRegistry, Counter, make_asgi_app
 from apytheus._expose.asgi import scrape_budget
-from apytheus.backends.redis import RedisBackend
+from apytheus.backends.redis import MAX_READS, RedisBackend
 
 
 class Stuck:
@@ -55,7 +55,8 @@ async def test_without_the_header_there_is_no_deadline(registry: CollectorRegist
 
 
 @pytest.mark.parametrize(
-    ("header", "budget"), [("10", 9.0), ("0.3", 0.25), ("0", float("inf")), (None, float("inf"))]
+    ("header", "budget"),
+    [("10", 9.0), ("0.3", 0.27), ("0.05", 0.045), ("0", float("inf")), (None, float("inf"))],
 )
 def test_the_budget_leaves_time_for_the_answer(header: str | None, budget: float) -> None:
     assert scrape_budget(header) == pytest.approx(budget)
@@ -82,3 +83,30 @@ async def test_a_stopped_redis_gets_a_503_before_the_timeout_and_nothing_is_lost
             server.resume()
         response = await c.get("/metrics")
     assert response.status_code == 200 and "jobs_total 5.0" in response.text
+
+
+async def test_scrapes_against_a_hung_redis_do_not_pile_up_read_threads(
+    redis_server_factory: Callable[..., RedisServer],
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+) -> None:
+    """An abandoned read runs on until Redis answers: it still counts against the cap."""
+    server = redis_server_factory()
+    backend = make_redis_backend(server, socket_timeout=30)
+    Counter("jobs", "Jobs", registry=registry).inc()
+    async with client(registry) as c:
+        server.pause()
+        try:
+            for _ in range(6):
+                response = await c.get(
+                    "/metrics", headers={"X-Prometheus-Scrape-Timeout-Seconds": "0.3"}
+                )
+                assert response.status_code == 503
+                assert backend._reads.running <= MAX_READS
+            assert "earlier reads have not finished" in response.text
+        finally:
+            server.resume()
+        with anyio.fail_after(20):  # poll: the threads end on their own, nothing to wait on
+            while backend._reads.running:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        assert (await c.get("/metrics")).status_code == 200

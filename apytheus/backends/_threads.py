@@ -8,12 +8,15 @@ I/O gets a small limiter of its own per event loop instead.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 from anyio.lowlevel import RunVar
+
+from ..exceptions import BackendUnavailable
 
 T = TypeVar("T")
 
@@ -33,3 +36,40 @@ async def run_sync(fn: Callable[..., T], *args: object, abandon: bool = False) -
         limiter = anyio.CapacityLimiter(TOKENS)
         _limiter.set(limiter)
     return await anyio.to_thread.run_sync(fn, *args, limiter=limiter, abandon_on_cancel=abandon)
+
+
+class Reads:
+    """Reads that may be abandoned (a scrape past its deadline), at most ``limit`` at once.
+
+    An abandoned thread gives its limiter token back at once but runs on until
+    the store answers: counted here until it really ends, so that scrapes
+    against a hung store do not pile up threads (and load) behind it.
+    """
+
+    def __init__(self, limit: int, why: str) -> None:
+        self.limit = limit
+        self.why = why
+        self.running = 0
+        self._lock = threading.Lock()
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)`` in a worker thread, abandoned if cancelled.
+
+        Raises:
+            BackendUnavailable: ``limit`` reads are still running.
+        """
+        with self._lock:
+            if self.running >= self.limit:
+                raise BackendUnavailable(
+                    f"{self.why}: {self.running} earlier reads have not finished yet"
+                )
+            self.running += 1
+
+        def counted() -> T:
+            try:
+                return fn(*args)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        return await run_sync(counted, abandon=True)

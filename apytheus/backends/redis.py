@@ -38,7 +38,7 @@ from ._redis_client import (
     seconds_option,
 )
 from ._redis_store import RedisStore
-from ._threads import run_sync
+from ._threads import Reads, run_sync
 
 __all__ = ["MultiProcessRedisBackend", "RedisBackend"]
 
@@ -110,6 +110,7 @@ class RedisBackend:
             min(self.worker_retention, max(60.0, 10 * self.flush_interval)),
         )
         self._flusher = Flusher(self.flush_sync, self.flush_interval)
+        self._reads = Reads(MAX_READS, "Redis is slow")
         self._closed = False
         _backends.add(self)
 
@@ -148,22 +149,16 @@ class RedisBackend:
             raise BackendUnavailable(f"cannot read metrics from Redis: {problem or exc}") from exc
 
     async def acollect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
-        """`collect` in a worker thread: the event loop keeps serving meanwhile.
-
-        Cancelling it (a scrape past its deadline) returns at once; the thread's
-        flush and read finish on their own (a flush is never cut short).
-        """
-        return await run_sync(self.collect, metrics, abandon=True)
+        """`collect` in a worker thread; cancelled, it returns at once (see `Reads`)."""
+        return await self._reads.run(self.collect, metrics, True)
 
     def collect_values(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
         """`collect` without counters' and histograms' creation times (for the text format)."""
         return self.collect(metrics, created=False)
 
-    async def acollect_values(
-        self, metrics: Sequence[MetricSpec]
-    ) -> dict[MetricSpec, list[Series]]:
-        """`collect_values` in a worker thread (abandoned if cancelled, as `acollect`)."""
-        return await run_sync(self.collect, metrics, False, abandon=True)
+    async def acollect_values(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, Any]:
+        """`collect_values` in a worker thread, as `acollect`."""
+        return await self._reads.run(self.collect, metrics, False)
 
     async def flush(self) -> None:
         """Send what was recorded since the last flush (in a worker thread)."""
@@ -243,6 +238,7 @@ class RedisBackend:
     def _after_fork(self) -> None:
         """In a forked child: new worker id, locks, connection and flusher; no parent deltas."""
         self._round.reset()
+        self._reads = Reads(MAX_READS, "Redis is slow")
         self._buffer.rebase(_worker_id())
         self._store.reset()
         self._flusher.forget_thread()
@@ -283,6 +279,8 @@ class RedisBackend:
     def __repr__(self) -> str:
         return f"RedisBackend(key_prefix={self.key_prefix!r}, worker={self.worker!r})"
 
+
+MAX_READS = 2  # reads of Redis a worker runs at once, those its scrapes gave up on included
 
 MultiProcessRedisBackend = RedisBackend
 """pytheus' name for the Redis backend."""
