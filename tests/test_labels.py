@@ -218,3 +218,6 @@ def test_the_default_series_made_again_after_remove_is_exposed(
     c.remove(a="1")
     c.labels(a="1").inc()  # a new series: not the metric's removed one
     assert registry.get_sample_value("jobs_rm_total", {"a": "1"}) == 1.0
+    c.inc()  # the metric itself records into it too
+    assert registry.get_sample_value("jobs_rm_total", {"a": "1"}) == 2.0
+    assert c.labels(a="1") is c

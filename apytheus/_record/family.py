@@ -205,12 +205,20 @@ class Family:
             return list(self._series)
 
     def remove(self, dropped: list[LabelPairs]) -> None:
-        """Drop these series (missing ones are ignored) and every cached handle to them."""
+        """Drop these series (missing ones are ignored) and every cached handle to them.
+
+        The series of the metric itself (its defaults fill every label) is made
+        again at once, as when the metric was created: it records on.
+        """
+        root = self.root() if self.root is not None else None
         with self.lock:
             for pairs in dropped:
                 series = self._series.pop(pairs, None)
                 if series is not None and self._backend is not None:
                     self._backend.detach(self.spec, series.labels)
+                if series is not None and root is not None and root._series is series:
+                    root._series = fresh = self.series(pairs)
+                    root._cells = fresh.cells if hasattr(fresh, "cells") else {}
             for pairs in dropped:
                 self.handles.pop(pairs, None)
             for view in list(self.views):
