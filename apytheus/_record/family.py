@@ -111,11 +111,11 @@ class Family:
         self.overflow_pairs: LabelPairs = tuple((n, OVERFLOW) for n in names)
         self.overflowed = 0  # label sets refused because the metric was full
         self._warned = False
-        # by label pairs, for labels() in any form to return the same handle
-        # the children by label pairs, while the metric lives (see `set_root`)
+        # the children by label pairs, for labels() in any form to return the same one,
+        # while the metric lives (see `set_root`)
         self.handles: dict[LabelPairs, Any] = {}
         self.root: weakref.ref[Any] | None = None  # the metric itself
-        # every handle, whose label caches remove() empties
+        # the handles that have label caches (made on first use), which remove() empties
         self.views: weakref.WeakSet[Any] = weakref.WeakSet()
         # others' caches of this family's children: a method that empties them
         self.watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
@@ -218,7 +218,7 @@ class Family:
                     self._backend.detach(self.spec, series.labels)
                 if series is not None and root is not None and root._series is series:
                     root._series = fresh = self.series(pairs)
-                    root._cells = fresh.cells if hasattr(fresh, "cells") else {}
+                    root._cells = cells_of(fresh)
             for pairs in dropped:
                 self.handles.pop(pairs, None)
             for view in list(self.views):
@@ -267,6 +267,11 @@ class Family:
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name}>"
+
+
+def cells_of(series: Series) -> dict[int, Any]:
+    """What a handle records into: its series' cells (an info series has none)."""
+    return series.cells if not isinstance(series, InfoSeries) else {}
 
 
 def watch_cache(metric: object, clear: Callable[[], None]) -> None:

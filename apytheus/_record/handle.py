@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._labels import LabelPairs, check_label_dict, label_value
 from ..backends import Backend, get_backend
 from ..exceptions import LabelValidationException, UnobservableMetricException
-from .family import Family
+from .family import Family, cells_of
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -45,7 +45,7 @@ class Handle:
     _reserved: ClassVar[tuple[str, ...]] = ()
 
     _family: Family
-    _labels: dict[str, str] | None  # the labels given, for a partial handle (else None)
+    _labels: dict[str, str] | None  # the labels given, where defaults filled some (else None)
     _series: Any
     _cells: dict[int, Any]
     _cache: dict[Any, Any] | None
@@ -74,7 +74,7 @@ class Handle:
         self._labels = None if len(labels) == len(family.label_names) else labels
         if len(pairs) == len(family.label_names):
             self._series = family.series(pairs)
-            self._cells = self._series.cells if hasattr(self._series, "cells") else {}
+            self._cells = cells_of(self._series)
         else:
             missing = [n for n in family.label_names if n not in dict(pairs)]
             self._series = None
