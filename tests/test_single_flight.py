@@ -14,81 +14,87 @@ from apytheus import CollectorRegistry, Counter, agenerate_metrics, make_asgi_ap
 from apytheus.backends.redis import RedisBackend
 
 
-class SlowCollector:
-    """An async collector that counts its collections and takes a while each."""
+class GatedCollector:
+    """An async collector that counts its collections; the first one waits for ``gate``."""
 
     def __init__(self) -> None:
         self.calls = 0
+        self.gate = anyio.Event()
 
     async def collect(self) -> list[Counter]:
         self.calls += 1
-        await anyio.sleep(0.05)
+        if self.calls == 1:
+            await self.gate.wait()
         counter = Counter("slow", "Slow", registry=None)
         counter.inc(self.calls)
         return [counter]
 
 
+def client(registry: CollectorRegistry) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=make_asgi_app(registry))
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
 async def test_fifty_concurrent_scrapes_share_one_collection(registry: CollectorRegistry) -> None:
     Counter("jobs", "Jobs", ["k"], registry=registry).labels(k="a").inc(3)
-    collector = SlowCollector()
+    collector = GatedCollector()
     registry.register(collector)
-    transport = httpx.ASGITransport(app=make_asgi_app(registry))
     bodies: list[str] = []
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with client(registry) as c:
 
         async def scrape() -> None:
-            response = await client.get("/metrics")
+            response = await c.get("/metrics")
             assert response.status_code == 200
             bodies.append(response.text)
 
         async with anyio.create_task_group() as tg:
             for _ in range(50):
                 tg.start_soon(scrape)
-    assert len(bodies) == 50
-    assert collector.calls <= 2  # one, or two if a scrape came just after the first ended
-    assert len(set(bodies)) <= collector.calls
-    assert all('jobs_total{k="a"} 3.0' in b and "slow_total" in b for b in bodies)
+            await anyio.wait_all_tasks_blocked()  # the first collects, 49 wait for it
+            collector.gate.set()
+    assert len(bodies) == 50 and collector.calls == 1
+    assert len(set(bodies)) == 1 and 'jobs_total{k="a"} 3.0' in bodies[0]
 
 
 async def test_scrapes_in_different_formats_do_not_share(registry: CollectorRegistry) -> None:
-    collector = SlowCollector()
+    collector = GatedCollector()
     registry.register(collector)
-    results: dict[bool, str] = {}
+    texts: dict[str, str] = {}
+    async with client(registry) as c:
 
-    async def scrape(openmetrics: bool) -> None:
-        results[openmetrics] = await agenerate_metrics(registry, openmetrics=openmetrics)
+        async def scrape(accept: str) -> None:
+            texts[accept] = (await c.get("/metrics", headers={"Accept": accept})).text
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(scrape, False)
-        tg.start_soon(scrape, True)
-    assert collector.calls == 2
-    assert results[True].endswith("# EOF\n") and not results[False].endswith("# EOF\n")
-    assert "# TYPE slow counter" in results[True] and "# TYPE slow_total counter" in results[False]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(scrape, "text/plain")
+            await anyio.wait_all_tasks_blocked()  # the text scrape waits at the gate
+            tg.start_soon(scrape, "application/openmetrics-text")
+            await anyio.wait_all_tasks_blocked()
+            collector.gate.set()
+    assert collector.calls == 2  # the OpenMetrics scrape did not wait for the text one
+    assert texts["application/openmetrics-text"].endswith("# EOF\n")
+    assert not texts["text/plain"].endswith("# EOF\n")
 
 
-async def test_a_waiter_still_gets_an_answer_when_the_scrape_it_joined_is_cancelled(
+async def test_a_waiter_renders_its_own_when_the_scrape_it_joined_is_cancelled(
     registry: CollectorRegistry,
 ) -> None:
-    collector = SlowCollector()
+    collector = GatedCollector()  # the gate never opens: the first scrape hits its deadline
     registry.register(collector)
-    answer: list[str] = []
+    codes: dict[str, int] = {}
+    async with client(registry) as c:
 
-    async def waiter() -> None:
-        answer.append(await agenerate_metrics(registry))
+        async def scrape(name: str, headers: dict[str, str]) -> None:
+            codes[name] = (await c.get("/metrics", headers=headers)).status_code
 
-    async def leader(scope: anyio.CancelScope) -> None:
-        with scope:
-            await agenerate_metrics(registry)
-
-    scope = anyio.CancelScope()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(leader, scope)
-        await anyio.sleep(0.01)  # the leader is inside the slow collector now
-        tg.start_soon(waiter)
-        await anyio.sleep(0.01)  # the waiter waits for the leader's answer
-        scope.cancel()
-    assert len(answer) == 1 and "slow_total" in answer[0]
-    assert collector.calls == 2  # the leader's, abandoned, and the waiter's own
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(scrape, "leader", {"X-Prometheus-Scrape-Timeout-Seconds": "0.3"})
+            await anyio.wait_all_tasks_blocked()  # the leader waits at the gate
+            tg.start_soon(scrape, "waiter", {})
+            await anyio.wait_all_tasks_blocked()  # the waiter waits for the leader
+            assert collector.calls == 1
+    assert codes == {"leader": 503, "waiter": 200}
+    assert collector.calls == 2  # the leader's, cancelled, and the waiter's own
 
 
 async def test_a_registry_that_cannot_be_hashed_is_rendered(registry: CollectorRegistry) -> None:
@@ -117,18 +123,16 @@ async def test_a_registry_that_cannot_be_hashed_is_rendered(registry: CollectorR
 
 async def test_a_direct_call_always_collects_afresh(registry: CollectorRegistry) -> None:
     """A push (or any direct agenerate_metrics call) must see what was recorded just before."""
-    collector = SlowCollector()
+    collector = GatedCollector()
     registry.register(collector)
     jobs = Counter("jobs", "Jobs", registry=registry)
-    transport = httpx.ASGITransport(app=make_asgi_app(registry))
-    async with (
-        httpx.AsyncClient(transport=transport, base_url="http://test") as c,
-        anyio.create_task_group() as tg,
-    ):
+    async with client(registry) as c, anyio.create_task_group() as tg:
         tg.start_soon(c.get, "/metrics")
-        await anyio.sleep(0.01)  # the scrape is collecting now
+        await anyio.wait_all_tasks_blocked()  # a scrape is collecting (waiting at the gate)
         jobs.inc(7)
-        text = await agenerate_metrics(registry)
+        with anyio.fail_after(10):  # joining the scrape would wait for the gate forever
+            text = await agenerate_metrics(registry)
+        collector.gate.set()
     assert "jobs_total 7.0" in text
 
 
@@ -149,11 +153,10 @@ async def test_waiters_share_the_leaders_backend_unavailable(
         return real(*args)
 
     backend.collect = counting  # type: ignore[method-assign, assignment]
-    transport = httpx.ASGITransport(app=make_asgi_app(registry))
     codes: list[int] = []
     server.pause()
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        async with client(registry) as c:
 
             async def scrape() -> None:
                 codes.append((await c.get("/metrics")).status_code)
