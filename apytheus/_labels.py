@@ -2,48 +2,124 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from ._names import (
+    ALLOW_UTF8,
+    DOTS,
+    LEGACY_LABEL_NAME,
+    LEGACY_METRIC_NAME,
+    UNDERSCORES,
+    VALUES,
+    escape_label_name,
+    is_legacy_metric_name,
+)
 from .exceptions import LabelValidationException
 
-METRIC_NAME_RE: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-LABEL_NAME_RE: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+METRIC_NAME_RE: Final = LEGACY_METRIC_NAME
+LABEL_NAME_RE: Final = LEGACY_LABEL_NAME
 
 LabelPairs = tuple[tuple[str, str], ...]
 
+_legacy = os.environ.get("PROMETHEUS_LEGACY_NAME_VALIDATION", "").lower() in ("true", "1", "t")
+
+
+def get_legacy_validation() -> bool:
+    """Whether names are held to the classic character sets (Prometheus 2) instead of UTF-8.
+
+    Off by default; on when the environment sets ``PROMETHEUS_LEGACY_NAME_VALIDATION``
+    to ``true``/``1``/``t``, as for prometheus_client.
+    """
+    return _legacy
+
+
+def enable_legacy_validation() -> None:
+    """Accept only classic names from now on (``[a-zA-Z_:][a-zA-Z0-9_:]*`` for metrics)."""
+    global _legacy
+    _legacy = True
+
+
+def disable_legacy_validation() -> None:
+    """Accept any non-empty UTF-8 name from now on (the default)."""
+    global _legacy
+    _legacy = False
+
 
 def check_metric_name(name: object) -> str:
-    """Return `name` if it is a valid metric name, else raise `ValueError`."""
-    if not isinstance(name, str) or METRIC_NAME_RE.fullmatch(name) is None:
-        raise ValueError(f"invalid metric name {name!r}: it must match [a-zA-Z_:][a-zA-Z0-9_:]*")
+    """Return `name` if it is a valid metric name, else raise `ValueError`.
+
+    Any non-empty string is valid (Prometheus 3 takes UTF-8 names), unless legacy
+    validation is on: then it must match ``[a-zA-Z_:][a-zA-Z0-9_:]*``.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"invalid metric name {name!r}: it must be a non-empty string")
+    if _legacy and not is_legacy_metric_name(name):
+        raise ValueError(
+            f"invalid metric name {name!r}: it must match [a-zA-Z_:][a-zA-Z0-9_:]* "
+            "(legacy name validation is on)"
+        )
+    _check_text(name, "metric name")
     return name
 
 
 def check_label_names(names: Iterable[object], reserved: Iterable[str] = ()) -> tuple[str, ...]:
-    """Validate label names in declared order; reject `__` prefixes, reserved names, repeats."""
+    """Validate label names in declared order.
+
+    Refused: non-strings, empty names, `__` prefixes, reserved names, repeats, and
+    two names that a scraper's escaping would write alike (``a.b`` and ``a_b``).
+    """
     if isinstance(names, str):
         raise LabelValidationException(
             f"label names must be a list of strings, not the string {names!r}"
         )
     reserved = set(reserved)
     seen: list[str] = []
+    escaped: dict[tuple[str, str], str] = {}
     for name in names:
-        if not isinstance(name, str) or LABEL_NAME_RE.fullmatch(name) is None:
+        if not isinstance(name, str) or not name:
             raise LabelValidationException(
-                f"invalid label name {name!r}: it must match [a-zA-Z_][a-zA-Z0-9_]*"
+                f"invalid label name {name!r}: it must be a non-empty string"
+            )
+        if _legacy and LABEL_NAME_RE.fullmatch(name) is None:
+            raise LabelValidationException(
+                f"invalid label name {name!r}: it must match [a-zA-Z_][a-zA-Z0-9_]* "
+                "(legacy name validation is on)"
             )
         if name.startswith("__"):
             raise LabelValidationException(
                 f"invalid label name {name!r}: names starting with '__' are reserved"
             )
+        _check_text(name, "label name", LabelValidationException)
         if name in reserved:
             raise LabelValidationException(f"label name {name!r} is reserved for this metric type")
         if name in seen:
             raise LabelValidationException(f"label name {name!r} is declared twice")
+        for key in escaped_forms(name, escape_label_name):
+            if key in escaped:
+                raise LabelValidationException(
+                    f"label names {escaped[key]!r} and {name!r} would both be exposed as "
+                    f"{key[1]!r} to a scraper that asks for {key[0]} escaping"
+                )
+            escaped[key] = name
         seen.append(name)
     return tuple(seen)
+
+
+def escaped_forms(name: str, escape: Callable[[str, str], str]) -> list[tuple[str, str]]:
+    """``name`` under every escaping a scraper may ask for, as (escaping, escaped name)."""
+    return [(e, escape(name, e)) for e in (UNDERSCORES, DOTS, VALUES)]
+
+
+def _check_text(name: str, what: str, error: type[ValueError] = ValueError) -> None:
+    if not name.isascii():
+        try:
+            name.encode()
+        except UnicodeEncodeError:
+            raise error(
+                f"invalid {what} {name!r}: it is not valid Unicode (a lone surrogate)"
+            ) from None
 
 
 def label_value(name: str, value: object) -> str:
@@ -79,9 +155,36 @@ def escape_label_value(value: str) -> str:
     return value
 
 
+_WRITTEN: dict[str, str] = {}  # label name -> as written in `LabelSet.text`
+
+
+def written_label_name(name: str) -> str:
+    """A label name as ``allow-utf-8`` writes it: classic names bare, others quoted."""
+    found = _WRITTEN.get(name)
+    if found is None:
+        found = escape_label_name(name, ALLOW_UTF8)
+        if len(_WRITTEN) < 10_000:  # label names are few; a flood is not cached
+            _WRITTEN[name] = found
+    return found
+
+
 def render_pairs(pairs: Iterable[tuple[str, str]]) -> str:
-    """Render label pairs as `a="x",b="y"` (without braces), values escaped."""
-    return ",".join(f'{k}="{escape_label_value(v)}"' for k, v in pairs)
+    """Render label pairs as `a="x",b="y"` (without braces), values escaped.
+
+    A label name outside the classic set is quoted (``"my.label"="x"``), as a
+    scraper that asks for ``escaping=allow-utf-8`` reads it; the encoders write
+    it otherwise for the other escapings (see `has_quoted_names`).
+    """
+    return ",".join(f'{written_label_name(k)}="{escape_label_value(v)}"' for k, v in pairs)
+
+
+def has_quoted_names(text: str) -> bool:
+    """Whether a rendered label text has a quoted (non-classic) label name.
+
+    Values have their double quotes escaped, so a raw ``"`` starts a text or
+    follows a comma only where a quoted name begins.
+    """
+    return text[:1] == '"' or ',"' in text
 
 
 class LabelSet:

@@ -45,13 +45,14 @@ class MetricFamily(NamedTuple):
     """A metric as exposed: name (without type suffixes), help, type and samples.
 
     ``type`` is an OpenMetrics type: counter, gauge, histogram, summary, info,
-    stateset or unknown.
+    stateset or unknown. ``unit`` is the OpenMetrics unit ('' for none).
     """
 
     name: str
     documentation: str
     type: str
     samples: list[Sample]
+    unit: str = ""
 
 
 def floatstr(value: float) -> str:

@@ -25,11 +25,12 @@ from typing import Any, NamedTuple
 from aiohttp import hdrs, payload, web
 from aiohttp.typedefs import Handler, Middleware
 
+from ._expose.negotiate import negotiate
+from ._expose.render import arender_format
 from ._expose.routes import METHODS, UNMATCHED_ROUTE
 from ._record.timers import clock
 from .backends._current import lifespan
 from .exceptions import BackendUnavailable
-from .exposition import agenerate_metrics, choose_format
 from .metrics import DEFAULT_BUCKETS, Gauge, Histogram
 from .middleware import MetricsMiddleware
 from .registry import REGISTRY, Registry
@@ -39,17 +40,19 @@ __all__ = ["apytheus_cleanup_ctx", "metrics_handler", "metrics_middleware"]
 
 def metrics_handler(
     registry: Registry = REGISTRY,
+    protobuf: bool = True,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp request handler serving ``registry`` to Prometheus.
 
-    The format is chosen from the ``Accept`` header (OpenMetrics 1.0.0 when asked
-    for, else the text format 0.0.4), the body is gzipped when ``Accept-Encoding``
+    The format is the best the ``Accept`` header allows (see
+    `apytheus.exposition.render`), the body is gzipped when ``Accept-Encoding``
     allows gzip, and the answer is 503 when the backend's store (Redis) cannot be
     reached. Collecting does not block the event loop (see
     `apytheus.exposition.agenerate_metrics`).
 
     Args:
         registry: what to serve.
+        protobuf: False never answers in protobuf.
 
     Returns:
         An ``async def handler(request) -> web.Response`` to route, e.g. with
@@ -66,12 +69,12 @@ def metrics_handler(
     """
 
     async def handler(request: web.Request) -> web.Response:
-        openmetrics, content_type = choose_format(request.headers.get(hdrs.ACCEPT))
+        fmt = negotiate(request.headers.get(hdrs.ACCEPT), protobuf)
         try:
-            text = await agenerate_metrics(registry, openmetrics)
+            body = await arender_format(registry, fmt, None)
         except BackendUnavailable as exc:
             return web.Response(status=503, text=f"{exc}\n")
-        response = web.Response(body=text.encode(), headers={hdrs.CONTENT_TYPE: content_type})
+        response = web.Response(body=body, headers={hdrs.CONTENT_TYPE: fmt.content_type})
         if "gzip" in request.headers.get(hdrs.ACCEPT_ENCODING, "").lower():
             # gzip, not aiohttp's own pick (deflate first): the same answer as make_asgi_app
             response.enable_compression(web.ContentCoding.gzip)

@@ -10,9 +10,10 @@ common case, and call `number` only for anything else: they are the hot path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
+from ._collect.custom import CustomCollector as CustomCollector
 from ._labels import check_label_dict, check_label_names
 from ._public import publish
 from ._record.counter import CounterHandle
@@ -25,6 +26,8 @@ from ._record.values import (
     MULTIPROCESS_MODES,
     check_buckets,
     check_states,
+    check_unit,
+    with_unit,
 )
 from .backends._series import InfoSeries, ScalarSeries
 from .exceptions import LabelValidationException
@@ -42,9 +45,6 @@ __all__ = [
 ]
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
 class _Metric(Handle):
     """A metric as created: registers its family, and binds itself to it."""
 
@@ -59,8 +59,11 @@ class _Metric(Handle):
         registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
+        unit: str = "",
     ) -> None:
-        self._setup(name, description, required_labels, default_labels, registry, max_series)
+        self._setup(
+            name, description, required_labels, default_labels, registry, max_series, unit=unit
+        )
 
     def _setup(
         self,
@@ -72,9 +75,13 @@ class _Metric(Handle):
         max_series: int | None,
         **options: Any,
     ) -> None:
-        """Make the family (name, labels and ``options`` checked) and register it."""
+        """Make the family (name, labels and ``options`` checked) and register it.
+
+        A ``unit`` is appended to the name as ``_<unit>`` unless the name ends with it.
+        """
+        unit = check_unit(options.pop("unit", ""), self._kind)
         family = Family(
-            self._exposed_name(name),
+            with_unit(self._exposed_name(name), unit),
             description,
             self._kind,
             required_labels,
@@ -82,6 +89,7 @@ class _Metric(Handle):
             registry,
             reserved=options.pop("reserved", self._reserved),
             max_series=max_series,
+            unit=unit,
             **options,
         )
         self._init_family(family, registry)
@@ -135,6 +143,7 @@ class Gauge(GaugeHandle, _Metric):
         multiprocess_mode: str = "sum",
         *,
         max_series: int | None = None,
+        unit: str = "",
     ) -> None:
         if multiprocess_mode not in MULTIPROCESS_MODES:
             raise ValueError(
@@ -152,6 +161,7 @@ class Gauge(GaugeHandle, _Metric):
             max_series,
             mode=multiprocess_mode,
             reserved=reserved,
+            unit=unit,
         )
 
 
@@ -182,11 +192,11 @@ class Histogram(ObservedHandle, _Metric):
         buckets: Iterable[float] | None = DEFAULT_BUCKETS,
         *,
         max_series: int | None = None,
+        unit: str = "",
     ) -> None:
         bounds = check_buckets(buckets)
-        self._setup(
-            name, description, required_labels, default_labels, registry, max_series, bounds=bounds
-        )
+        args = (name, description, required_labels, default_labels, registry, max_series)
+        self._setup(*args, bounds=bounds, unit=unit)
 
 
 class Summary(ObservedHandle, _Metric):
@@ -254,6 +264,7 @@ class Enum(_Metric):
         states: Iterable[str] = (),
         *,
         max_series: int | None = None,
+        unit: str = "",
     ) -> None:
         states, exposed = check_states(states, name, registry)
         self._setup(
@@ -265,6 +276,7 @@ class Enum(_Metric):
             max_series,
             reserved=(name, exposed),
             states=states,
+            unit=unit,
         )
 
     def state(self, state: str) -> None:
@@ -277,24 +289,6 @@ class Enum(_Metric):
                 f"{state!r} is not a state of {self.name!r}; states: {list(self._family.states)}"
             ) from None
         series.set(index)
-
-
-class CustomCollector:
-    """Base for collectors that produce metrics when collected (pytheus style).
-
-    Subclass it and implement ``collect()`` (or ``async def collect()``),
-    yielding metrics created with ``registry=None``. Register an instance
-    with ``REGISTRY.register(MyCollector())``.
-    """
-
-    @property
-    def name(self) -> str:
-        """The collector's name: its lowercased class name."""
-        return self.__class__.__name__.lower()
-
-    def collect(self) -> Iterable[Any]:
-        """Yield the metrics to expose."""
-        raise NotImplementedError
 
 
 publish(globals())

@@ -13,7 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 from ._collect.read import collect_sync
 from ._collect.source import RestrictedRegistry as RestrictedRegistry
 from ._collect.source import behind
-from ._labels import check_metric_name
+from ._labels import check_metric_name, escaped_forms
+from ._names import escape_metric_name
 from ._public import publish
 from ._record.family import family_of
 from ._samples import MetricFamily
@@ -76,7 +77,8 @@ class CollectorRegistry:
         self._prefix = prefix
         self._lock = threading.Lock()
         self._collectors: dict[int, Any] = {}
-        self._names: dict[str, Any] = {}
+        # every name exposed, as it is and as each escaping writes it: what it belongs to
+        self._names: dict[str | tuple[str, str], Any] = {}
 
     @property
     def prefix(self) -> str | None:
@@ -88,7 +90,8 @@ class CollectorRegistry:
 
         Raises:
             DuplicateTimeseries: a registered metric already exposes one of its
-                names (a `ValueError`).
+                names, or one that a scraper's escaping would write alike
+                (``a.b`` and ``a_b``): a `ValueError`.
             ValueError: the collector is registered already.
         """
         family = family_of(collector)
@@ -99,16 +102,22 @@ class CollectorRegistry:
             if id(item) in self._collectors:
                 raise ValueError(f"{collector!r} is already registered")
             names = family.sample_names(self._prefix) if family is not None else []
-            taken = [n for n in names if n in self._names]
+            keys: list[tuple[str, str | tuple[str, str]]] = []
+            for n in names:
+                keys.append((n, n))
+                keys.extend((n, form) for form in escaped_forms(n, escape_metric_name))
+            taken = [(n, k) for n, k in keys if k in self._names]
             if taken:
+                name, key = taken[0]
+                how = f" as {key[1]!r} under {key[0]} escaping" if isinstance(key, tuple) else ""
                 raise DuplicateTimeseries(
-                    set(taken),
-                    f"duplicate metric: {taken[0]!r} is already exposed by "
-                    f"{self._names[taken[0]]!r}; metric names must be unique in a registry",
+                    {n for n, _ in taken},
+                    f"duplicate metric: {name!r} is already exposed{how} by "
+                    f"{self._names[key]!r}; metric names must be unique in a registry",
                 )
             self._collectors[id(item)] = item
-            for n in names:
-                self._names[n] = item
+            for _, k in keys:
+                self._names[k] = item
         if family is not None:
             family.attach()
 

@@ -231,7 +231,7 @@ def test_a_namespace_prefixes_the_process_metrics_as_in_prometheus_client() -> N
 
 def test_an_invalid_namespace_raises() -> None:
     with pytest.raises(ValueError, match="invalid metric name"):
-        ProcessCollector(namespace="my-app", registry=None)
+        ProcessCollector(namespace="bad\ud800", registry=None)
 
 
 def test_a_registry_prefix_is_not_applied_as_to_any_custom_collector() -> None:

@@ -813,7 +813,7 @@ def test_an_invalid_family_from_a_collector_is_counted_and_the_rest_served(
     class Broken:
         def collect(self) -> Iterator[Any]:
             yield GaugeMetricFamily("fine", "Fine", value=1)
-            yield types.SimpleNamespace(name="bad name", documentation="", type="gauge", samples=[])
+            yield types.SimpleNamespace(name="", documentation="", type="gauge", samples=[])
             yield CounterMetricFamily("after", "After", value=2)
 
     prometheus_client.REGISTRY.register(Broken())
@@ -976,3 +976,31 @@ def test_zz_prometheus_client_is_unpatched_after_this_file() -> None:
     assert differences(AT_IMPORT) == []
     assert prometheus_client.Counter.__module__ == "prometheus_client.metrics"
     assert vars(prometheus_client)["REGISTRY"] is not REGISTRY
+
+
+# -- Prometheus 3: UTF-8 names, escaping, units, legacy validation ---------------------
+def test_patched_client_writes_utf8_names_under_the_escaping_asked_for(patched: Any) -> None:
+    from prometheus_client import validation
+    from prometheus_client.exposition import choose_encoder
+
+    c = patched.Counter("http.requests", "Requests", ["http.method"], unit="seconds")
+    c.labels("GET").inc()
+    assert 'http_requests_seconds_total{http_method="GET"} 1.0' in latest()
+    utf8 = patched.generate_latest(escaping="allow-utf-8").decode()
+    assert '{"http.requests_seconds_total","http.method"="GET"} 1.0' in utf8
+    # prometheus_client's own negotiation (its MetricsHandler, Django and Twisted views)
+    encoder, content_type = choose_encoder(
+        "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8"
+    )
+    body = encoder(prometheus_client.REGISTRY).decode()
+    assert content_type.endswith("escaping=allow-utf-8")
+    assert '# UNIT "http.requests_seconds" seconds' in body
+    # legacy validation, through prometheus_client's functions
+    validation.enable_legacy_validation()  # type: ignore[no-untyped-call]
+    try:
+        assert validation.get_legacy_validation() is True
+        with pytest.raises(ValueError, match="legacy"):
+            patched.Gauge("queue.size", "Queue")
+    finally:
+        validation.disable_legacy_validation()  # type: ignore[no-untyped-call]
+    patched.Gauge("queue.size", "Queue")

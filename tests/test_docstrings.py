@@ -24,6 +24,7 @@ MODULES = [
     "apytheus.metrics",
     "apytheus.middleware",
     "apytheus.registry",
+    "apytheus.validation",
 ]
 
 

@@ -114,7 +114,9 @@ def test_labels_on_a_metric_without_label_names_raise(registry: CollectorRegistr
         c.labels(a="1")
 
 
-@pytest.mark.parametrize("names", [["__a"], ["a-b"], ["a", "a"], "ab", [1], ["a:b"]])
+@pytest.mark.parametrize(
+    "names", [["__a"], [""], ["a", "a"], "ab", [1], ["x\ud800"], ["a.b", "a_b"], ["a-b", "a_b"]]
+)
 def test_invalid_label_names_are_refused(registry: CollectorRegistry, names: object) -> None:
     with pytest.raises(LabelValidationException):
         Counter("c", "C", names, registry=registry)  # type: ignore[arg-type]

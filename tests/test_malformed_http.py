@@ -187,8 +187,11 @@ async def test_metrics_app_negotiates_from_a_garbled_accept_header(
     filled: CollectorRegistry,
 ) -> None:
     app = make_asgi_app(filled)
-    garbled = [(b"accept", b"\xff, application/openmetrics-text;;q=\x00, */*")]
+    garbled = [(b"accept", b"\xff, application/openmetrics-text;;version=1.0.0, */*")]
     assert check_metrics_response(await call(app, http_scope(headers=garbled)), "GET", True)
+    # a malformed q-value makes its media type no offer: the rest decides
+    bad_weight = [(b"accept", b"\xff, application/openmetrics-text;;q=\x00, */*")]
+    assert check_metrics_response(await call(app, http_scope(headers=bad_weight)), "GET", False)
     plain = [(b"accept", b"\xff\xfe, text/html")]
     assert check_metrics_response(await call(app, http_scope(headers=plain)), "GET", False)
 

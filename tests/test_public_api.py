@@ -53,8 +53,11 @@ CONTRACT = {
     "apytheus.exposition": [
         "generate_metrics",
         "agenerate_metrics",
+        "render",
+        "arender",
         "PROMETHEUS_CONTENT_TYPE",
         "OPENMETRICS_CONTENT_TYPE",
+        "PROTOBUF_CONTENT_TYPE",
         "make_asgi_app",
         "make_wsgi_app",
         "start_http_server",
@@ -73,6 +76,11 @@ CONTRACT = {
         "PushgatewayError",
     ],
     "apytheus.collectors": ["GCCollector", "PlatformCollector", "ProcessCollector"],
+    "apytheus.validation": [
+        "disable_legacy_validation",
+        "enable_legacy_validation",
+        "get_legacy_validation",
+    ],
     "apytheus.backends": [
         "load_backend",
         "get_backend",

@@ -252,7 +252,7 @@ def test_enum_needs_distinct_string_states(registry: CollectorRegistry, states: 
         Enum("e", "E", states=states, registry=registry)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("name", ["", "1abc", "a-b", "a b", "é", None, 3])
+@pytest.mark.parametrize("name", ["", "bad\ud800", None, 3])
 def test_invalid_metric_names_are_refused(registry: CollectorRegistry, name: object) -> None:
     with pytest.raises(ValueError, match="invalid metric name"):
         Counter(name, "C", registry=registry)  # type: ignore[arg-type]
@@ -274,7 +274,7 @@ def test_pytheus_value_keyword_works_for_inc_and_dec(registry: CollectorRegistry
     assert value(registry, "g") == 3.0
 
 
-@pytest.mark.parametrize("exemplar", [{"bad name": "x"}, {"a": "x" * 200}, {"a": None}, "trace"])
+@pytest.mark.parametrize("exemplar", [{"": "x"}, {"a": "x" * 200}, {"a": None}, "trace"])
 def test_a_bad_exemplar_raises_and_records_nothing(
     registry: CollectorRegistry, exemplar: object
 ) -> None:

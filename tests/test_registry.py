@@ -43,7 +43,7 @@ def test_prefix_is_joined_with_an_underscore(registry: CollectorRegistry) -> Non
 
 def test_invalid_prefix_is_refused() -> None:
     with pytest.raises(ValueError):
-        CollectorRegistry(prefix="my-app")
+        CollectorRegistry(prefix="")
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ log = logging.getLogger("apytheus")
 
 
 def build_family(
-    family: Family, name: str, series: Sequence[Series], openmetrics: bool
+    family: Family, name: str, series: Sequence[Series], openmetrics: bool, every_sum: bool = False
 ) -> MetricFamily:
     """Turn a family's series into samples (for OpenMetrics when ``openmetrics``).
 
@@ -23,7 +23,9 @@ def build_family(
     a ``_sum`` that is not a counter: a negative or NaN one (after negative
     observations), and every ``_sum`` of a histogram with a negative bucket
     bound. A histogram drops its ``_count`` along with its ``_sum`` (the
-    ``+Inf`` bucket still holds the count). The text format shows them all.
+    ``+Inf`` bucket still holds the count). The text format shows them all, and
+    so does ``every_sum``: the samples protobuf carries (``_created`` and every
+    ``_sum``), which its encoder writes straight from the series.
     """
     kind = family.kind
     samples: list[Sample] = []
@@ -54,7 +56,7 @@ def build_family(
                     cumulative += counts[i]
                     add(Sample(names[0], s.labels, cumulative, s.exemplars[i], le))
             # `not total_sum >= 0`: negative or NaN
-            if openmetrics and (negative_bounds or not total_sum >= 0):
+            if openmetrics and not every_sum and (negative_bounds or not total_sum >= 0):
                 if kind == "summary":
                     add(Sample(names[1], s.labels, float(sum(counts))))
             else:
@@ -73,4 +75,4 @@ def build_family(
             for i, state in enumerate(family.states):
                 # OpenMetrics: the state label is named after the exposed family
                 add(Sample(name, s.labels, 1.0 if i == current else 0.0, None, (name, state)))
-    return MetricFamily(name, family.documentation, kind, samples)
+    return MetricFamily(name, family.documentation, kind, samples, family.unit)

@@ -13,6 +13,7 @@ import inspect
 import logging
 import threading
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 import anyio
@@ -254,3 +255,21 @@ async def run_async(registry: Source, item: Any) -> list[Any] | None:
     except Exception as exc:
         failed(registry, item, exc)
         return None
+
+
+class CustomCollector:
+    """Base for collectors that produce metrics when collected (pytheus style).
+
+    Subclass it and implement ``collect()`` (or ``async def collect()``),
+    yielding metrics created with ``registry=None``. Register an instance
+    with ``REGISTRY.register(MyCollector())``.
+    """
+
+    @property
+    def name(self) -> str:
+        """The collector's name: its lowercased class name."""
+        return self.__class__.__name__.lower()
+
+    def collect(self) -> Iterable[Any]:
+        """Yield the metrics to expose."""
+        raise NotImplementedError

@@ -3,17 +3,18 @@
 The scrape's families come in registration order: registered metrics (their
 series, from the backend, not built yet), then what custom collectors yield,
 then the library's own families. A custom collector's family that repeats a
-name already exposed is left out (Prometheus refuses a whole scrape that has a
-family twice).
+name already exposed, as the scrape's escaping writes names, is left out
+(Prometheus refuses a whole scrape that has a family twice).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio.lowlevel
 
+from .._names import UNDERSCORES, escape_metric_name
 from .._record.family import SUFFIXES, Family
 from .._samples import MetricFamily, counter_family
 from ..backends._current import current
@@ -55,6 +56,7 @@ def collect_parts(
     openmetrics: bool,
     names: frozenset[str] | None = None,
     extra: Sequence[MetricFamily] = (),
+    escaping: str = UNDERSCORES,
 ) -> list[Part]:
     """`collect_sync`, with the registered metrics' families not built yet (to render in chunks)."""
     registry, names = restrict(registry, names)
@@ -69,7 +71,7 @@ def collect_parts(
             found = custom.run_sync(registry, item)
             if found is not None:
                 produced[id(item)] = found
-    return _parts(registry, items, data, produced, openmetrics, names, extra)
+    return _parts(registry, items, data, produced, openmetrics, names, extra, escaping)
 
 
 async def collect_async(
@@ -77,6 +79,7 @@ async def collect_async(
     openmetrics: bool,
     names: frozenset[str] | None = None,
     extra: Sequence[MetricFamily] = (),
+    escaping: str = UNDERSCORES,
 ) -> list[Part]:
     """Collect without blocking the event loop; families come unbuilt, to render in chunks."""
     registry, names = restrict(registry, names)
@@ -93,7 +96,7 @@ async def collect_async(
         if found is not None:
             produced[id(item)] = found
         await anyio.lowlevel.checkpoint()
-    return _parts(registry, items, data, produced, openmetrics, names, extra)
+    return _parts(registry, items, data, produced, openmetrics, names, extra, escaping)
 
 
 def _backend(openmetrics: bool) -> tuple[Any, bool]:
@@ -121,13 +124,19 @@ def _parts(
     openmetrics: bool,
     names: frozenset[str] | None,
     extra: Sequence[MetricFamily],
+    escaping: str,
 ) -> list[Part]:
     prefix = registry.prefix
     out: list[Part] = []
-    # Names already exposed: a custom collector's family that repeats one is left out.
-    taken = {n for i in items if isinstance(i, Family) for n in i.sample_names(prefix)}
-    taken.update(_LIBRARY_FAMILIES)
-    taken.update(n for f in extra for n in _exposed(f))
+
+    def exposed(found: Iterable[str]) -> set[str]:
+        return {escape_metric_name(n, escaping) for n in found}
+
+    # Names already exposed, as the scrape writes them: a custom collector's
+    # family that repeats one is left out.
+    taken = exposed(n for i in items if isinstance(i, Family) for n in i.sample_names(prefix))
+    taken.update(exposed(_LIBRARY_FAMILIES))
+    taken.update(exposed(n for f in extra for n in _exposed(f)))
     for item in items:
         if isinstance(item, Family):
             name = f"{prefix}_{item.name}" if prefix else item.name
@@ -135,11 +144,11 @@ def _parts(
             out.append((item, name, found))
             continue
         for built in custom.families(registry, item, produced.get(id(item), []), openmetrics):
-            exposed = {n for f in built for n in _exposed(f)}
-            if exposed & taken:
+            names_of = exposed(n for f in built for n in _exposed(f))
+            if names_of & taken:
                 custom.clashed(registry, item, built[0].name)
                 continue
-            taken |= exposed
+            taken |= names_of
             out.extend(built)
     out.extend(custom.errors_family(registry))
     overflow = {i.name: i.overflowed for i in items if isinstance(i, Family) and i.overflowed}

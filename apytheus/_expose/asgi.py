@@ -18,8 +18,8 @@ from ..exceptions import BackendUnavailable
 from ..registry import REGISTRY, Registry
 from .auth import Credentials, credentials
 from .flight import shared
-from .negotiate import choose_format, gzip_ok, query_names
-from .render import agenerate_metrics
+from .negotiate import gzip_ok, negotiate, query_names
+from .render import arender_format
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,6 +33,7 @@ def make_asgi_app(
     *,
     bearer_token: str | None = None,
     basic_auth: tuple[str, str] | None = None,
+    protobuf: bool = True,
 ) -> MetricsApp:
     """An ASGI app serving ``registry`` (GET and HEAD; other methods get 405).
 
@@ -44,6 +45,10 @@ def make_asgi_app(
         bearer_token: if given, requests must send ``Authorization: Bearer <token>``.
         basic_auth: if given, a ``(user, password)`` pair requests must send.
             With both, either is accepted; otherwise the answer is 401.
+        protobuf: False never answers in protobuf, whatever the scraper prefers.
+
+    The format is the best the ``Accept`` header allows (see
+    `apytheus.exposition.render`); gzip when ``Accept-Encoding`` allows it.
 
     Examples:
         >>> from starlette.applications import Starlette
@@ -51,15 +56,21 @@ def make_asgi_app(
         >>> from apytheus import make_asgi_app
         >>> app = Starlette(routes=[Route("/metrics", make_asgi_app())])
     """
-    return MetricsApp(registry, credentials(bearer_token, basic_auth))
+    return MetricsApp(registry, credentials(bearer_token, basic_auth), protobuf)
 
 
 class MetricsApp:
     """The ASGI app returned by `make_asgi_app` (an object, so routers mount it as ASGI)."""
 
-    def __init__(self, registry: Registry = REGISTRY, auth: Credentials | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry = REGISTRY,
+        auth: Credentials | None = None,
+        protobuf: bool = True,
+    ) -> None:
         self.registry = registry
         self.auth = auth
+        self.protobuf = protobuf
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection (http or lifespan)."""
@@ -80,16 +91,14 @@ class MetricsApp:
             challenge = [(b"www-authenticate", self.auth.challenge.encode())]
             await _respond(send, 401, b"unauthorized\n", "text/plain", challenge)
             return
-        openmetrics, content_type = choose_format(headers.get("accept"))
+        fmt = negotiate(headers.get("accept"), self.protobuf)
         names = query_names(scope.get("query_string", b"").decode("latin-1"))
         budget = scrape_budget(headers.get("x-prometheus-scrape-timeout-seconds"))
         try:
             with anyio.move_on_after(budget) as deadline:
-                key = (id(self.registry), openmetrics, None if names is None else frozenset(names))
-                text = await shared(
-                    key, lambda: agenerate_metrics(self.registry, openmetrics, names)
-                )
-                body = text.encode()
+                filter_ = None if names is None else frozenset(names)
+                key = (id(self.registry), fmt.kind, fmt.escaping, filter_)
+                body = await shared(key, lambda: arender_format(self.registry, fmt, names))
         except BackendUnavailable as exc:
             await _respond(send, 503, f"{exc}\n".encode(), "text/plain", [])
             return
@@ -101,7 +110,8 @@ class MetricsApp:
         if gzip_ok(headers.get("accept-encoding")):
             body = await anyio.to_thread.run_sync(gzip.compress, body)  # megabytes: not on the loop
             extra.append((b"content-encoding", b"gzip"))
-        await _respond(send, 200, b"" if method == "HEAD" else body, content_type, extra, len(body))
+        shown = b"" if method == "HEAD" else body
+        await _respond(send, 200, shown, fmt.content_type, extra, len(body))
 
 
 async def _respond(

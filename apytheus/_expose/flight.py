@@ -1,7 +1,7 @@
 """EXPOSE: concurrent scrapes of one worker share one collection (single flight).
 
-A scrape that arrives while an identical one (same registry, format and
-``name[]`` filter) is being rendered on the same event loop waits for it and
+A scrape that arrives while an identical one (same registry, format, escaping
+and ``name[]`` filter) is being rendered on the same event loop waits for it and
 gets its answer: two Prometheus servers, or a retry, cost one collection. Only
 the HTTP apps use it: a direct `agenerate_metrics` call (a push, a test) always
 collects afresh, since it may have recorded something just before.
@@ -16,7 +16,7 @@ from anyio.lowlevel import RunVar
 
 from ..exceptions import BackendUnavailable
 
-Key = tuple[int, bool, frozenset[str] | None]
+Key = tuple[int, str, str, frozenset[str] | None]
 
 
 class _Flight:
@@ -24,7 +24,7 @@ class _Flight:
 
     def __init__(self) -> None:
         self.done = anyio.Event()
-        self.text: str | None = None
+        self.body: bytes | None = None
         self.unavailable: BackendUnavailable | None = None
 
 
@@ -41,11 +41,11 @@ def _in_flight() -> dict[Key, _Flight]:
         return found
 
 
-async def shared(key: Key, render: Callable[[], Awaitable[str]]) -> str:
+async def shared(key: Key, render: Callable[[], Awaitable[bytes]]) -> bytes:
     """``render()``, or the answer of the identical render in flight.
 
     ``key`` names the scrape by its registry's id (a registry may be unhashable;
-    it lives, in the first caller's frame, while in flight), format and filter.
+    it lives, in the first caller's frame, while in flight), format, escaping and filter.
     When the first caller cannot reach the store, the others get the same
     `BackendUnavailable` at once (not one timeout each); when it is cancelled
     (its client left, its deadline passed), each renders its own.
@@ -54,14 +54,14 @@ async def shared(key: Key, render: Callable[[], Awaitable[str]]) -> str:
     flight = flights.get(key)
     if flight is not None:
         await flight.done.wait()
-        if flight.text is not None:
-            return flight.text
+        if flight.body is not None:
+            return flight.body
         if flight.unavailable is not None:
             raise BackendUnavailable(str(flight.unavailable))
     flight = flights[key] = _Flight()
     try:
-        flight.text = await render()
-        return flight.text
+        flight.body = await render()
+        return flight.body
     except BackendUnavailable as exc:
         flight.unavailable = exc
         raise

@@ -112,6 +112,7 @@ async def serve(
     *,
     bearer_token: str | None = None,
     basic_auth: tuple[str, str] | None = None,
+    protobuf: bool = True,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``registry`` over HTTP from the running event loop (asyncio or trio).
@@ -137,5 +138,5 @@ async def serve(
         # TYPE jobs_total counter
         jobs_total 1.0
     """
-    app = MetricsApp(registry, credentials(bearer_token, basic_auth))
+    app = MetricsApp(registry, credentials(bearer_token, basic_auth), protobuf)
     await serve_app(app, port, addr, task_status=task_status)

@@ -12,7 +12,9 @@ from .render import generate_metrics
 __all__ = ["write_to_textfile"]
 
 
-def write_to_textfile(path: str | os.PathLike[str], registry: Registry = REGISTRY) -> None:
+def write_to_textfile(
+    path: str | os.PathLike[str], registry: Registry = REGISTRY, escaping: str = "underscores"
+) -> None:
     """Write ``registry`` to ``path`` for the node exporter's textfile collector (blocking).
 
     The text (format 0.0.4) goes to a temporary file next to ``path``, which
@@ -25,9 +27,13 @@ def write_to_textfile(path: str | os.PathLike[str], registry: Registry = REGISTR
     Args:
         path: the file to write, in the collector's ``--collector.textfile.directory``.
         registry: what to write.
+        escaping: how names outside the classic set are written (see
+            `generate_metrics`); ``allow-utf-8`` quotes them, for a node exporter
+            that reads UTF-8 names.
 
     Raises:
         OSError: the file cannot be written; ``path`` is left as it was.
+        ValueError: ``escaping`` is not one of the four schemes.
 
     Examples:
         >>> import os, tempfile
@@ -46,7 +52,7 @@ def write_to_textfile(path: str | os.PathLike[str], registry: Registry = REGISTR
     """
 
     target = os.fspath(path)
-    data = generate_metrics(registry).encode()
+    data = generate_metrics(registry, escaping=escaping).encode()
     # Same directory, so that os.replace is a rename within one filesystem (atomic);
     # pid and thread make the name unique among concurrent writers.
     temporary = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"

@@ -11,8 +11,8 @@ from typing import Any
 from ..exceptions import BackendUnavailable
 from ..registry import REGISTRY, Registry
 from .auth import credentials
-from .negotiate import choose_format, gzip_ok, query_names
-from .render import generate_metrics
+from .negotiate import gzip_ok, negotiate, query_names
+from .render import render_format
 
 
 def make_wsgi_app(
@@ -20,10 +20,11 @@ def make_wsgi_app(
     *,
     bearer_token: str | None = None,
     basic_auth: tuple[str, str] | None = None,
+    protobuf: bool = True,
 ) -> Callable[..., Iterable[bytes]]:
     """A WSGI app serving ``registry`` (for Flask, Django and other sync servers).
 
-    ``bearer_token`` and ``basic_auth`` protect it as in `make_asgi_app`.
+    ``bearer_token``, ``basic_auth`` and ``protobuf`` as in `make_asgi_app`.
     """
     auth = credentials(bearer_token, basic_auth)
 
@@ -35,14 +36,14 @@ def make_wsgi_app(
         if method not in ("GET", "HEAD"):
             start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
             return [b"method not allowed\n"]
-        openmetrics, content_type = choose_format(environ.get("HTTP_ACCEPT"))
+        fmt = negotiate(environ.get("HTTP_ACCEPT"), protobuf)
         names = query_names(environ.get("QUERY_STRING", ""))
         try:
-            body = generate_metrics(registry, openmetrics, names).encode()
+            body = render_format(registry, fmt, names)
         except BackendUnavailable as exc:
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [f"{exc}\n".encode()]
-        headers = [("Content-Type", content_type)]
+        headers = [("Content-Type", fmt.content_type)]
         if gzip_ok(environ.get("HTTP_ACCEPT_ENCODING")):
             body = gzip.compress(body, compresslevel=6)
             headers.append(("Content-Encoding", "gzip"))
@@ -60,15 +61,18 @@ def start_http_server(
     *,
     bearer_token: str | None = None,
     basic_auth: tuple[str, str] | None = None,
+    protobuf: bool = True,
 ) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """Serve ``registry`` over HTTP from a daemon thread (for scripts and workers).
 
-    ``bearer_token`` and ``basic_auth`` protect it as in `make_asgi_app`.
+    ``bearer_token``, ``basic_auth`` and ``protobuf`` as in `make_asgi_app`.
 
     Returns:
         The server and its thread; call ``server.shutdown()`` to stop it.
     """
-    wsgi = make_wsgi_app(registry, bearer_token=bearer_token, basic_auth=basic_auth)
+    wsgi = make_wsgi_app(
+        registry, bearer_token=bearer_token, basic_auth=basic_auth, protobuf=protobuf
+    )
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -69,6 +69,7 @@ class Family:
         mode: str = "sum",
         states: tuple[str, ...] = (),
         max_series: int | None = None,
+        unit: str = "",
     ) -> None:
         check_metric_name(name)
         if default_labels is not None and not isinstance(default_labels, Mapping):
@@ -93,6 +94,7 @@ class Family:
         self.name = name
         self.documentation = documentation
         self.kind = kind
+        self.unit = unit
         self.label_names = names
         self.bounds = bounds
         self.states = states

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import reprlib
 import time
 from collections.abc import Iterable, Mapping
@@ -98,3 +99,24 @@ def check_states(states: object, name: str, registry: Any) -> tuple[tuple[str, .
             f"Enum name {exposed!r} must not contain ':': it also names the state label"
         )
     return found, exposed
+
+
+_UNIT = re.compile(r"[A-Za-z0-9_]+")
+
+
+def check_unit(unit: object, kind: str) -> str:
+    """A metric's unit: '' for none, else letters, digits and ``_`` (``seconds``, ``bytes``)."""
+    if not isinstance(unit, str):
+        raise TypeError(f"unit must be a string, not {type(unit).__name__}")
+    if unit and _UNIT.fullmatch(unit) is None:
+        raise ValueError(f"invalid unit {unit!r}: it must match [A-Za-z0-9_]+")
+    if unit and kind in ("info", "stateset"):
+        raise ValueError(f"a metric of type {kind} cannot have a unit (got {unit!r})")
+    return unit
+
+
+def with_unit(name: str, unit: str) -> str:
+    """``name`` with ``_<unit>`` appended unless it ends with it already (as prometheus_client)."""
+    if unit and isinstance(name, str) and not name.endswith("_" + unit):
+        return f"{name}_{unit}"
+    return name

@@ -1,8 +1,11 @@
 """STORE: the Redis layout in one place: keys, hash fields and their separators.
 
 Keys carry a hash tag per metric (``{prefix|name}:v``), so everything a flush
-script touches lives in one Redis Cluster slot (``|`` is in no metric name, so
-prefixes and names cannot run into each other):
+script touches lives in one Redis Cluster slot. A key prefix has no ``|``, ``{``
+or ``}``; a UTF-8 metric name may, so a name with any of ``%|{}`` has those
+characters percent-encoded (`key_name`): every (prefix, name) pair gets its own
+keys, and the hash tag still spans the whole ``{…}``. Classic names never
+change (they have none of these characters).
 
 * ``{p|m}:v``   values. Counter / histogram fields hold totals over all
   workers (added in the flush script); gauge, info and enum fields are per worker.
@@ -38,9 +41,19 @@ def bucket_parts(bounds: tuple[float, ...]) -> list[str]:
     return [floatstr(b) for b in bounds] + ["+Inf", "sum"]
 
 
+def key_name(name: str) -> str:
+    """A metric name as its keys carry it: as it is, or with ``%|{}`` percent-encoded.
+
+    One to one: names left as they are have no ``%``; encoded ones always have one.
+    """
+    if not any(c in name for c in "%|{}"):
+        return name
+    return "".join(f"%{ord(c):02X}" if c in "%|{}" else c for c in name)
+
+
 def metric_keys(key_prefix: str, name: str) -> tuple[str, str, str, str]:
     """The seq, values, created and times keys of a metric."""
-    tag = f"{{{key_prefix}|{name}}}"
+    tag = f"{{{key_prefix}|{key_name(name)}}}"
     return f"{tag}:seq", f"{tag}:v", f"{tag}:c", f"{tag}:t"
 
 

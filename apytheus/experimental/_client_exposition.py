@@ -27,18 +27,16 @@ from ._client_metrics import as_registry, metric_registry
 
 # -- exposition -----------------------------------------------------------
 def generate_latest(registry: object = REGISTRY, escaping: str = "underscores") -> bytes:
-    """The text format 0.0.4 of ``registry``, as UTF-8 bytes (blocking).
-
-    ``escaping`` is ignored: apytheus has classic names only, which need none.
-    """
-    return exposition.generate_metrics(as_registry(registry)).encode()
+    """Text format 0.0.4 of ``registry``, as UTF-8 bytes, names under ``escaping`` (blocking)."""
+    return exposition.generate_metrics(as_registry(registry), escaping=escaping).encode()
 
 
 def generate_latest_openmetrics(
     registry: object = REGISTRY, escaping: str = "underscores", version: str = "1.0.0"
 ) -> bytes:
-    """OpenMetrics 1.0.0 of ``registry``, as UTF-8 bytes (blocking; ``escaping`` is ignored)."""
-    return exposition.generate_metrics(as_registry(registry), openmetrics=True).encode()
+    """OpenMetrics 1.0.0 of ``registry``, as UTF-8 bytes, names under ``escaping`` (blocking)."""
+    registry = as_registry(registry)
+    return exposition.generate_metrics(registry, openmetrics=True, escaping=escaping).encode()
 
 
 def make_wsgi_app(
@@ -101,11 +99,11 @@ def write_to_textfile(
 ) -> None:
     """Write ``registry`` to ``path`` atomically (``tmpdir``: where the temporary file goes)."""
     if tmpdir is None:
-        exposition.write_to_textfile(path, as_registry(registry))
+        exposition.write_to_textfile(path, as_registry(registry), escaping)
         return
     temporary = os.path.join(tmpdir, f"{os.path.basename(path)}.{os.getpid()}")
     try:
-        exposition.write_to_textfile(temporary, as_registry(registry))
+        exposition.write_to_textfile(temporary, as_registry(registry), escaping)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

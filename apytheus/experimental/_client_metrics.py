@@ -183,7 +183,8 @@ class Counter(_ClientLabels, base.Counter):
         registry: object = REGISTRY,
     ) -> None:
         full = full_name("counter", name, namespace, subsystem, unit)
-        super().__init__(full, documentation, _names(labelnames), None, metric_registry(registry))
+        registry = metric_registry(registry)
+        super().__init__(full, documentation, _names(labelnames), None, registry, unit=unit)
 
     def count_exceptions(
         self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
@@ -224,6 +225,7 @@ class Gauge(_ClientLabels, _ClientTimer, base.Gauge):
             None,
             metric_registry(registry),
             multiprocess_mode,
+            unit=unit,
         )
 
 
@@ -262,6 +264,7 @@ class Histogram(_ClientLabels, _ClientTimer, base.Histogram):
             None,
             metric_registry(registry),
             _client_buckets(buckets),
+            unit=unit,
         )
 
 
@@ -281,7 +284,8 @@ class Summary(_ClientLabels, _ClientTimer, base.Summary):
         registry: object = REGISTRY,
     ) -> None:
         full = full_name("summary", name, namespace, subsystem, unit)
-        super().__init__(full, documentation, _names(labelnames), None, metric_registry(registry))
+        registry = metric_registry(registry)
+        super().__init__(full, documentation, _names(labelnames), None, registry, unit=unit)
 
 
 class Info(_ClientLabels, base.Info):

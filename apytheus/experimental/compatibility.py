@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from .. import collectors
+from .. import collectors, validation
 from ..exceptions import DuplicateTimeseries
 from ..exposition import PROMETHEUS_CONTENT_TYPE
 from ..registry import REGISTRY, Registry
@@ -67,6 +67,12 @@ _OTHER_MODULES: dict[str, dict[str, object]] = {
     # prometheus_client's HTTP integrations (MetricsHandler, aiohttp, Twisted, Django)
     # look this one up when asked for OpenMetrics
     "openmetrics.exposition": {"generate_latest": expose.generate_latest_openmetrics},
+    # UTF-8 names, or the classic ones only (also PROMETHEUS_LEGACY_NAME_VALIDATION)
+    "validation": {
+        "disable_legacy_validation": validation.disable_legacy_validation,
+        "enable_legacy_validation": validation.enable_legacy_validation,
+        "get_legacy_validation": validation.get_legacy_validation,
+    },
 }
 
 # prometheus_client's instances of its default collectors, and apytheus' classes for them.

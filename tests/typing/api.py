@@ -26,7 +26,14 @@ from apytheus import (
 )
 from apytheus.backends import Backend, InProcessBackend, get_backend, load_backend
 from apytheus.exceptions import DuplicateTimeseries, UnobservableMetricException
-from apytheus.exposition import OPENMETRICS_CONTENT_TYPE, MetricsApp, choose_format
+from apytheus.exposition import (
+    OPENMETRICS_CONTENT_TYPE,
+    Format,
+    MetricsApp,
+    choose_format,
+    negotiate,
+    render,
+)
 from apytheus.middleware import MetricsMiddleware
 from apytheus.registry import Registry
 
@@ -77,6 +84,10 @@ REGISTRY.register(Pool())
 text: str = generate_metrics(registry)
 view = CollectorRegistry().restricted_registry(["requests_total"])
 openmetrics, content_type = choose_format(OPENMETRICS_CONTENT_TYPE)
+body, body_type = render(registry, OPENMETRICS_CONTENT_TYPE, protobuf=False)
+chosen: Format = negotiate(OPENMETRICS_CONTENT_TYPE)
+escaped: str = generate_metrics(registry, escaping="allow-utf-8")
+measured = Histogram("wait", "Wait", unit="seconds", registry=registry)
 app: MetricsApp = make_asgi_app(registry)
 backend: Backend = load_backend(InProcessBackend)
 current: Backend = get_backend()

@@ -1,13 +1,15 @@
-"""The Prometheus text format 0.0.4, as prometheus_client writes it."""
+"""The Prometheus text format 0.0.4 (and 1.0.0, quoting UTF-8 names) as prometheus_client writes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..._names import UNDERSCORES, escape_metric_name
 from ..._samples import MetricFamily
-from ._lines import braces, value
+from ._lines import braces, plain, series_text, value
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE_1_0_0 = "text/plain; version=1.0.0; charset=utf-8"
 
 _TYPES = {
     "counter": "counter",
@@ -24,10 +26,17 @@ def escape_help(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n")
 
 
-def encode(families: Iterable[MetricFamily], headers: bool = True) -> str:
+def encode(
+    families: Iterable[MetricFamily],
+    headers: bool = True,
+    escaping: str = UNDERSCORES,
+    classic: bool | None = None,
+) -> str:
     """Render families as text 0.0.4 (a counter's HELP/TYPE name ends in ``_total``).
 
     ``headers=False`` leaves out HELP and TYPE: for a family rendered in chunks.
+    ``escaping`` says how names outside the classic set are written;
+    ``classic=True`` says that the families have none (the caller knows: no check).
     """
     out: list[str] = []
     add = out.append
@@ -38,8 +47,13 @@ def encode(families: Iterable[MetricFamily], headers: bool = True) -> str:
                 name += "_total"
             elif fam.type == "info":
                 name += "_info"
+            name = escape_metric_name(name, escaping)
             add(f"# HELP {name} {escape_help(fam.documentation)}\n")
             add(f"# TYPE {name} {_TYPES.get(fam.type, 'untyped')}\n")
+        if not (classic if classic is not None else plain(fam, escaping)):
+            for s in fam.samples:
+                add(f"{series_text(s, escaping)} {value(s.value)}\n")
+            continue
         for s in fam.samples:
             if s.extra is None:
                 text = s.labels.text
