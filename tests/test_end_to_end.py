@@ -1,4 +1,8 @@
-"""End to end: uvicorn --workers 4, one Redis, a real Prometheus scraping every second."""
+"""End to end: uvicorn --workers 4, one Redis, a real Prometheus scraping every second.
+
+Prometheus 2.42 as started by default negotiates OpenMetrics; started with
+``--enable-feature=native-histograms`` it asks for protobuf first and gets it.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,22 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import anyio
 import httpx
 import pytest
 from conftest import require_tool, wait_for
 from redis_server import RedisServer
+
+from apytheus.exposition import PROTOBUF_CONTENT_TYPE
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 2000
@@ -63,17 +72,17 @@ def app_port(
         stop(server)
 
 
-@pytest.fixture
-def prometheus(
-    app_port: int, tmp_path: Path, free_tcp_port_factory: Callable[[], int]
+@contextmanager
+def running_prometheus(
+    app_port: int, workdir: Path, port: int, *flags: str, config_extra: str = ""
 ) -> Iterator[str]:
+    """Prometheus scraping the example on ``app_port`` (its prometheus.yml); stopped by PID."""
     binary = require_tool("prometheus", "prometheus")
-    config = tmp_path / "prometheus.yml"
+    config = workdir / "prometheus.yml"
     template = (ROOT / "examples" / "fastapi_redis" / "prometheus.yml").read_text()
-    config.write_text(template.replace("127.0.0.1:8000", f"127.0.0.1:{app_port}"))
-    port = free_tcp_port_factory()
-    args = [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}"]
-    args += [f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+    config.write_text(template.replace("127.0.0.1:8000", f"127.0.0.1:{app_port}") + config_extra)
+    args = [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}"]
+    args += [f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *flags]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -81,6 +90,14 @@ def prometheus(
         yield url
     finally:
         stop(process)
+
+
+@pytest.fixture
+def prometheus(
+    app_port: int, tmp_path: Path, free_tcp_port_factory: Callable[[], int]
+) -> Iterator[str]:
+    with running_prometheus(app_port, tmp_path, free_tcp_port_factory()) as url:
+        yield url
 
 
 class InstantSample(TypedDict):
@@ -150,3 +167,208 @@ def check_grafana_dashboard(prometheus: str) -> None:
             assert response.status_code == 200, (panel["title"], expr, response.text)
             if panel["title"] in with_data:  # rate() needs two scrapes since the requests
                 wait_for(partial(has_data, prometheus, expr), 20, f"data for {expr}")
+
+
+# --------------------------------------------------------------------------- protobuf
+# The Accept header of Prometheus 2.42 with native histograms (scrape/scrape.go,
+# `scrapeAcceptHeaderWithProtobuf`), as tests/test_negotiation.py has it
+PROTOBUF_FIRST_ACCEPT = (
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,"
+    "application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+ITEM_VIEWS = 1000
+ORDER_SIZES = [i % 23 + 1 for i in range(230)]  # items per order: 1 to 23, ten times each
+STOCK_SETS, FIRST_STOCK, LAST_STOCK = 40, 40, 7
+
+
+class NativePrometheus(NamedTuple):
+    url: str
+    accepts: list[str]  # the Accept header of each scrape of a recording target
+
+
+@contextmanager
+def accept_recorder(port: int) -> Iterator[list[str]]:
+    """A scrape target that keeps the Accept header of every request (a thread, stopped after)."""
+    accepts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            accepts.append(self.headers.get("Accept", ""))
+            body = b"recorder_up 1\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield accepts
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture
+def native_prometheus(
+    app_port: int, tmp_path: Path, free_tcp_port_factory: Callable[[], int]
+) -> Iterator[NativePrometheus]:
+    """Prometheus with native histograms (protobuf first) and `scrape_body_size_bytes`."""
+    recorder = free_tcp_port_factory()
+    job = "  - job_name: recorder\n    static_configs:\n"
+    job += f'      - targets: ["127.0.0.1:{recorder}"]\n'
+    flags = "--enable-feature=native-histograms,extra-scrape-metrics"
+    port = free_tcp_port_factory()
+    with (
+        accept_recorder(recorder) as accepts,
+        running_prometheus(app_port, tmp_path, port, flags, config_extra=job) as url,
+    ):
+        yield NativePrometheus(url, accepts)
+
+
+def scalar(prometheus: str, promql: str) -> float | None:
+    found = query(prometheus, promql)
+    assert len(found) <= 1, (promql, found)
+    return float(found[0]["value"][1]) if found else None
+
+
+SETTLE_SECONDS = 30
+
+
+async def settle(prometheus: str, expected: Mapping[str, float], totals: bool = True) -> None:
+    """Poll until every query gives its value exactly; ``totals`` never overshoot on the way."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        seen = {promql: scalar(prometheus, promql) for promql in expected}
+        if seen == dict(expected):
+            return
+        if totals:
+            over = {q: v for q, v in seen.items() if v is not None and v > expected[q]}
+            assert not over, f"Prometheus counted more than was recorded: {over}"
+        assert time.monotonic() < deadline, f"Prometheus has {seen}, expected {expected}"
+        await anyio.sleep(0.25)
+
+
+async def test_prometheus_with_native_histograms_reads_protobuf_with_exact_values(
+    app_port: int, native_prometheus: NativePrometheus
+) -> None:
+    """Prometheus 2.42 with native histograms: every worker's counter, histogram and gauge
+    arrive exactly, by protobuf, the UTF-8 name `shop.orders` as `shop_orders_total`."""
+    prometheus = native_prometheus.url
+    ids = random.sample(range(1_000_000), ITEM_VIEWS)
+    sizes: list[int] = []  # of the /items/{item_id} responses
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app_port}", timeout=30) as client:
+
+        async def view(chunk: list[int]) -> None:
+            for item_id in chunk:
+                response = await client.get(f"/items/{item_id}")
+                assert response.status_code == 200
+                sizes.append(len(response.content))
+
+        async def order(chunk: list[int]) -> None:
+            for items in chunk:
+                response = await client.post("/orders", params={"items": items})
+                assert response.status_code == 200
+
+        async def set_stock(times: int) -> None:
+            for _ in range(times):
+                assert (await client.put(f"/stock/{FIRST_STOCK}")).status_code == 200
+
+        async with anyio.create_task_group() as tg:  # 30 connections, over the 4 workers
+            for i in range(20):
+                tg.start_soon(view, ids[i::20])
+            for i in range(6):
+                tg.start_soon(order, ORDER_SIZES[i::6])
+            for _ in range(4):
+                tg.start_soon(set_stock, STOCK_SETS // 4)
+
+        item_route = 'route="/items/{item_id}"'
+        stock_sets = 'sum(http_request_duration_seconds_count{route="/stock/{count}"})'
+        even = sum(1 for i in ids if i % 2 == 0)
+        await settle(
+            prometheus,
+            {
+                'sum(items_viewed_total{kind="even"})': even,
+                'sum(items_viewed_total{kind="odd"})': ITEM_VIEWS - even,
+                f"sum(http_request_duration_seconds_count{{{item_route}}})": ITEM_VIEWS,
+                stock_sets: STOCK_SETS,
+                # a histogram of the middleware: the response sizes the client received
+                f"sum(http_response_size_bytes_count{{{item_route}}})": ITEM_VIEWS,
+                f"sum(http_response_size_bytes_sum{{{item_route}}})": sum(sizes),
+                f'sum(http_response_size_bytes_bucket{{{item_route},le="10.0"}})': 0,
+                f'sum(http_response_size_bytes_bucket{{{item_route},le="100.0"}})': ITEM_VIEWS,
+                # the example's histogram, and its counter with a UTF-8 name, escaped
+                "shop_orders_total": len(ORDER_SIZES),
+                "order_items_count": len(ORDER_SIZES),
+                "order_items_sum": sum(ORDER_SIZES),
+                'order_items_bucket{le="2.0"}': sum(1 for n in ORDER_SIZES if n <= 2),
+                'order_items_bucket{le="5.0"}': sum(1 for n in ORDER_SIZES if n <= 5),
+                'order_items_bucket{le="20.0"}': sum(1 for n in ORDER_SIZES if n <= 20),
+                'order_items_bucket{le="+Inf"}': len(ORDER_SIZES),
+                # every worker that set it wrote the same value
+                "items_in_stock": FIRST_STOCK,
+            },
+        )
+        # Every earlier write has landed (the requests they came with are counted): a
+        # later one wins `mostrecent`, whichever worker makes it.
+        assert (await client.put(f"/stock/{LAST_STOCK}")).status_code == 200
+        expected = {"items_in_stock": LAST_STOCK, stock_sets: STOCK_SETS + 1}
+        await settle(prometheus, expected, totals=False)
+
+    check_protobuf_was_read(native_prometheus, app_port)
+
+
+def check_protobuf_was_read(prometheus: NativePrometheus, app_port: int) -> None:
+    """Prometheus asked for protobuf, the app answered it, and that is what Prometheus read."""
+    # What Prometheus asks for, as a target of its own sees it: protobuf first.
+    wait_for(lambda: bool(prometheus.accepts), 10, "a scrape of the recorder")
+    assert set(prometheus.accepts) == {PROTOBUF_FIRST_ACCEPT}
+    # The app answers that with protobuf, names escaped (2.42 does not ask for UTF-8) ...
+    with httpx.Client(base_url=f"http://127.0.0.1:{app_port}", timeout=5) as client:
+
+        def metrics(accept: str) -> httpx.Response:
+            # a new connection each time: whichever worker takes it answers
+            return client.get("/metrics", headers={"Accept": accept, "Connection": "close"})
+
+        protobuf = metrics(PROTOBUF_FIRST_ACCEPT)
+        assert protobuf.headers["content-type"] == PROTOBUF_CONTENT_TYPE
+        assert b"shop_orders_total" in protobuf.content
+        assert b"shop.orders" not in protobuf.content
+        text = metrics("text/plain;version=0.0.4")
+        om = metrics("application/openmetrics-text;version=1.0.0")
+        assert text.headers["content-type"].startswith("text/plain")
+        assert om.headers["content-type"].startswith("application/openmetrics-text")
+        # ... and the bodies Prometheus read are that protobuf, by size (not text, not OM)
+        assert len(protobuf.content) not in {len(text.content), len(om.content)}
+
+        def read_protobuf() -> bool:
+            size = scalar(prometheus.url, 'scrape_body_size_bytes{job="shop"}')
+            return size == len(metrics(PROTOBUF_FIRST_ACCEPT).content)
+
+        wait_for(read_protobuf, 15, "Prometheus' last scrape to be the protobuf body's size")
+    # Parsed as protobuf: an OpenMetrics scrape would store `_created` samples as series
+    # and keep the counters' metadata under `items_viewed`, not `items_viewed_total`.
+    assert not query(prometheus.url, '{__name__=~".+_created"}')
+    response = httpx.get(
+        f"{prometheus.url}/api/v1/targets/metadata",
+        params={"match_target": '{job="shop"}'},
+        timeout=5,
+    )
+    metadata = {m["metric"]: m["type"] for m in response.json()["data"]}
+    assert metadata["items_viewed_total"] == metadata["shop_orders_total"] == "counter"
+    assert metadata["order_items"] == "histogram"
+    assert metadata["items_in_stock"] == "gauge"
+    assert "items_viewed" not in metadata
+    names = httpx.get(f"{prometheus.url}/api/v1/label/__name__/values", timeout=5).json()["data"]
+    assert "shop_orders_total" in names
+    assert not [name for name in names if "." in name]
+    targets = httpx.get(f"{prometheus.url}/api/v1/targets", timeout=5).json()["data"]
+    shop = [t for t in targets["activeTargets"] if t["labels"]["job"] == "shop"]
+    assert [(t["health"], t["lastError"]) for t in shop] == [("up", "")]

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from apytheus import Counter, make_asgi_app
+from apytheus import Counter, Gauge, Histogram, make_asgi_app
 from apytheus.middleware import MetricsMiddleware
 
 ITEMS_VIEWED = Counter("items_viewed", "Item pages served, by kind.", ["kind"])
+# A UTF-8 name: a scraper that does not ask for UTF-8 names gets `shop_orders_total`.
+ORDERS = Counter("shop.orders", "Orders placed.")
+ORDER_ITEMS = Histogram("order_items", "Items per order.", buckets=[1, 2, 5, 10, 20])
+# Set by whichever worker answers PUT /stock: the most recent write wins.
+IN_STOCK = Gauge("items_in_stock", "Items in stock, as last set.", multiprocess_mode="mostrecent")
 
 app = FastAPI()
 app.add_middleware(MetricsMiddleware)
@@ -28,3 +33,16 @@ async def read_item(item_id: int) -> dict[str, int | str]:
     kind = "even" if item_id % 2 == 0 else "odd"
     ITEMS_VIEWED.labels(kind=kind).inc()
     return {"item_id": item_id, "kind": kind}
+
+
+@app.post("/orders")
+async def place_order(items: int) -> dict[str, int]:
+    ORDERS.inc()
+    ORDER_ITEMS.observe(items)
+    return {"items": items}
+
+
+@app.put("/stock/{count}")
+async def set_stock(count: int) -> dict[str, int]:
+    IN_STOCK.set(count)
+    return {"in_stock": count}
