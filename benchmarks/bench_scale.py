@@ -25,7 +25,14 @@ and 100,000 label values (``--quick``: 1,000 and 10,000), measured five ways:
    prometheus_client's ``generate_latest(registry)``, in-process and in
    multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` in a temporary directory,
    one writer process' files, read through a ``MultiProcessCollector``).
-5. **Event-loop lag** (ms): a worker on asyncio (``anyio.run``) records about
+5. **Render formats** (ms): ``apytheus.exposition.render(registry, accept)``
+   in-process, in text 0.0.4 (no ``Accept``) and in protobuf (``Accept:`` the
+   protobuf content type), of N labeled counter series
+   (``Counter("requests", ..., ["route", "method"])``, ``.labels(route, "GET").inc()``),
+   N labeled gauge series (``.set()`` to a fraction) and N/10 histogram series
+   (the default buckets, one observation each), one metric per child; both
+   formats alternate in the same child, and the table shows protobuf / text.
+6. **Event-loop lag** (ms): a worker on asyncio (``anyio.run``) records about
    20,000 operations per second (90 % ``counter.labels(route=...).inc()`` over N
    series, 10 % ``histogram.labels(route=...).observe(x)`` over N/10 series, the
    same 11 buckets for both libraries), in bursts every 5 ms, for 10 s per cell
@@ -51,6 +58,9 @@ Method:
   child per variant and size, in a rotating order, and each child times 4
   scrapes (3 with ``--quick``). Tables show **medians**. The variants live in
   different processes, so their ratios are ratios of medians, not paired.
+  Render-format cells run the same way (rounds of one child per metric kind
+  and size), each child timing both formats in turn, 4 times each (3 with
+  ``--quick``) after a checked warm-up of each.
 * A loop-lag maximum is one sample of one window, so each cell also counts the
   ticks late by 5 ms and 25 ms or more, and reports the CPU it used (cores)
   next to the "other" load: what the machine spent busy (``/proc/stat``)
@@ -68,6 +78,7 @@ enforced). Run it from the repository root::
     python benchmarks/bench_scale.py --quick               # 1k and 10k only, under a minute
     python benchmarks/bench_scale.py --markdown            # the tables as Markdown
     python benchmarks/bench_scale.py --chart scale.png     # also a PNG chart (matplotlib)
+    python benchmarks/bench_scale.py --parts formats       # only some parts (comma-separated)
 """
 
 from __future__ import annotations
@@ -124,6 +135,12 @@ SCRAPE_VARIANTS: dict[str, str] = {
     "pc": "prometheus_client",
     "pc_mp": "p_c multiprocess (1 writer's files)",
 }
+FORMAT_KINDS: dict[str, str] = {
+    "counter": "counters",
+    "gauge": "gauges",
+    "histogram": "histograms (N/10 series)",
+}
+FORMATS = ("text", "protobuf")  # render protobuf / render text: the target ≤ 1× at 100k
 LAG_VARIANTS: dict[str, str] = {
     "none": "no metrics (dict updates)",
     "apy_mem_scrape": "apytheus in-process + async scrape/s",
@@ -477,6 +494,78 @@ def role_scrape(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- role: formats
+def _protobuf_metrics(body: bytes) -> int:
+    """How many ``Metric`` entries the delimited ``MetricFamily`` messages of ``body`` hold."""
+
+    def varint(pos: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = body[pos]
+            value |= (byte & 0x7F) << shift
+            pos += 1
+            if byte < 0x80:
+                return value, pos
+            shift += 7
+
+    metrics = pos = 0
+    while pos < len(body):
+        size, pos = varint(pos)
+        end = pos + size
+        while pos < end:  # the family's fields: all varints or length-delimited
+            key, pos = varint(pos)
+            value, pos = varint(pos)
+            if key & 7 == 2:
+                pos += value
+            metrics += key == 0x22  # field 4, MetricFamily.metric
+    return metrics
+
+
+def role_formats(p: dict[str, Any]) -> dict[str, Any]:
+    """Time ``render()`` of one metric's series in text 0.0.4 and protobuf, in turn."""
+    import apytheus
+    from apytheus.exposition import PROTOBUF_CONTENT_TYPE, render
+
+    n: int = p["n"]
+    kind: str = p["kind"]
+    registry = apytheus.CollectorRegistry()
+    values = _values(n if kind != "histogram" else max(1, n // 10))
+    if kind == "counter":
+        counter = apytheus.Counter("requests", "bench", ["route", "method"], registry=registry)
+        for v in values:
+            counter.labels(v, "GET").inc()
+        lines_per_series = 1
+    elif kind == "gauge":
+        gauge = apytheus.Gauge("in_flight", "bench", ["route", "method"], registry=registry)
+        for i, v in enumerate(values):
+            gauge.labels(v, "GET").set(i / 8)
+        lines_per_series = 1
+    else:
+        hist = apytheus.Histogram("latency", "bench", ["route", "method"], registry=registry)
+        for i, v in enumerate(values):
+            hist.labels(v, "GET").observe(i % 1000 / 100)
+        lines_per_series = len(SAME_BUCKETS) + 3  # the buckets, +Inf, _count and _sum
+    accepts = {"text": None, "protobuf": PROTOBUF_CONTENT_TYPE}
+    checks: dict[str, bool] = {}
+    sizes: dict[str, int] = {}
+    for fmt, accept in accepts.items():  # warm-up and check
+        body, _ = render(registry, accept)
+        sizes[fmt] = len(body)
+        if fmt == "text":
+            lines = [x for x in body.decode().splitlines() if x and not x.startswith("#")]
+            checks[fmt] = len(lines) == len(values) * lines_per_series
+        else:
+            checks[fmt] = _protobuf_metrics(body) == len(values)
+    samples: dict[str, list[float]] = {fmt: [] for fmt in FORMATS}
+    for i in range(p["repeats"]):
+        for fmt in _rotate(list(FORMATS), i):
+            gc.collect()
+            start = time.perf_counter()
+            render(registry, accepts[fmt])
+            samples[fmt].append(time.perf_counter() - start)
+    return {"samples": samples, "checks": checks, "bytes": sizes, "series": len(values)}
+
+
 # --------------------------------------------------------------------------- role: loop lag
 def _nearest_rank(sorted_values: Sequence[float], q: float) -> float:
     if not sorted_values:
@@ -709,6 +798,7 @@ ROLES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "memory": role_memory,
     "flush": role_flush,
     "scrape": role_scrape,
+    "formats": role_formats,
     "lag": role_lag,
 }
 
@@ -876,6 +966,31 @@ def run_scrape(plan: Plan, server: RedisServer, rep: Report) -> None:
                         )
                 except Exception:
                     cell.error = rep.error(f"scrape {variant} {n:,} series")
+
+
+def run_formats(plan: Plan, server: RedisServer, rep: Report) -> None:
+    for rnd in range(plan.scrape_rounds):
+        for idx, n in enumerate(plan.sizes):
+            for kind in _rotate(list(FORMAT_KINDS), rnd + idx):
+                cells = {fmt: rep.cell(f"render_{fmt}", kind, n) for fmt in FORMATS}
+                if any(c.error for c in cells.values()):
+                    continue
+                _log(f"render formats round {rnd + 1}/{plan.scrape_rounds}: {kind} {n:,}")
+                try:
+                    params = {"kind": kind, "n": n, "repeats": plan.scrapes_per_child}
+                    result = run_child("formats", params, {}, TIMEOUT_S)
+                    for fmt, cell in cells.items():
+                        cell.samples.extend(result["samples"][fmt])
+                        cell.info = result
+                    bad = [fmt for fmt, ok in result["checks"].items() if not ok]
+                    if bad:
+                        rep.notes.append(
+                            f"render formats {kind} {_k(n)}: output MISMATCH in {', '.join(bad)} "
+                            f"(expected {result['series']:,} series)"
+                        )
+                except Exception:
+                    for cell in cells.values():
+                        cell.error = rep.error(f"render formats {kind} {n:,} series")
 
 
 def run_lag(plan: Plan, server: RedisServer, rep: Report) -> None:
@@ -1116,6 +1231,34 @@ def _cores(own: float, other: float | None) -> str:
     return f"{own:.2f} / " + ("n/a" if other is None else f"{max(other, 0.0):.2f}")
 
 
+def build_format_table(plan: Plan, rep: Report) -> None:
+    sizes = plan.sizes
+    big = sizes[-1]
+    header = ["measure", *(f"{n:,} series" for n in sizes), "target", "verdict"]
+    right = [False, *([True] * len(sizes)), False, False]
+    body: list[list[str]] = []
+    for kind, title in FORMAT_KINDS.items():
+        for fmt, shown in (("text", "text 0.0.4"), ("protobuf", "protobuf")):
+            medians = [rep.median(f"render_{fmt}", kind, n) for n in sizes]
+            body.append([f"render {shown}, {title} (ms)", *(_ms(m) for m in medians), "", ""])
+        ratios = {
+            n: _ratio(rep.median("render_protobuf", kind, n), rep.median("render_text", kind, n))
+            for n in sizes
+        }
+        word = rep.verdict(f"render at {_k(big)}, {title}: protobuf / text", ratios[big], 1.0, "×")
+        body.append(
+            [
+                f"  render protobuf / render text, {title}",
+                *(_x(ratios[n]) for n in sizes),
+                f"≤ 1× at {_k(big)}",
+                word,
+            ]
+        )
+    rep.tables.append(
+        ("Render formats in-process (render()), by series per worker", header, right, body)
+    )
+
+
 def build_lag_table(plan: Plan, rep: Report) -> None:
     header = [
         "series (counter + histogram)",
@@ -1347,7 +1490,7 @@ def print_report(rep: Report, markdown: bool) -> None:
             print("\nErrors:\n" + "\n".join(rep.errors))
 
 
-def _method_notes(plan: Plan, rep: Report) -> None:
+def _method_notes(plan: Plan, rep: Report, parts: Sequence[str]) -> None:
     sizes = ", ".join(_k(n) for n in plan.sizes)
     if plan.quick:
         rep.notes.insert(
@@ -1356,24 +1499,38 @@ def _method_notes(plan: Plan, rep: Report) -> None:
             f"{_k(plan.sizes[-1])} (and 'per series at 100k vs 10k' as {_k(plan.sizes[-1])} vs "
             f"{_k(plan.sizes[-2])}): indicative only",
         )
-    rep.notes.extend(
-        [
+    notes = {
+        "memory": (
             "memory: tracemalloc (Python allocations only: not the Redis server's memory, not "
             "prometheus_client multiprocess' mmap files, so p_c multiprocess has no memory row); "
             "the label value strings are created before the baseline (the app's), as are the "
             "metric objects; the Redis variant includes its one flush (its buffer holds what it "
-            "sent, plus what the connection keeps)",
+            "sent, plus what the connection keeps)"
+        ),
+        "flush": (
             f"flush: flush_interval 3600 s (the flusher never fires); {plan.flush_repeats} timed "
             "flush_sync() calls per kind, alternating, each after an untimed gc.collect(); round "
             "trips = redis-py send_packed_command calls; hash fields = Batch.fields of the "
-            "batches written (private API, diagnostics only)",
+            "batches written (private API, diagnostics only)"
+        ),
+        "scrape": (
             f"scrape: {plan.scrape_rounds} round(s) × {plan.scrapes_per_child} timed scrapes per "
             "cell, one fresh process per round and cell, after an untimed warm-up scrape that is "
             "checked (counter lines and total = series); ratios are ratios of medians from "
             "different processes (not paired). apytheus via Redis: the worker holding every "
             "series scrapes itself, so each scrape also runs its (unchanged) flush before reading "
             "Redis, as generate_metrics does. p_c multiprocess: the same process wrote the "
-            "series (one .db file) and scrapes them through a MultiProcessCollector",
+            "series (one .db file) and scrapes them through a MultiProcessCollector"
+        ),
+        "formats": (
+            f"render formats: {plan.scrape_rounds} round(s) of one fresh process per metric kind "
+            f"and size, each timing apytheus.exposition.render() {plan.scrapes_per_child} times "
+            "per format, text 0.0.4 and protobuf in turn, each call after an untimed "
+            "gc.collect(), after a checked warm-up of each (sample lines; protobuf Metric "
+            "entries = series); in-process backend; protobuf / text is a ratio of medians of "
+            "calls made in the same processes"
+        ),
+        "lag": (
             "loop lag: lateness of anyio.sleep(0.001) on asyncio (p50/p99/max over the window, "
             f"{plan.lag_warmup:g} s of warm-up excluded); the load runs every "
             f"{BURST_S * 1e3:g} ms, {1 - HIST_SHARE:.0%} counter inc() / {HIST_SHARE:.0%} "
@@ -1388,9 +1545,19 @@ def _method_notes(plan: Plan, rep: Report) -> None:
             "'ticks ≥ 5 / ≥ 25 ms' counts "
             "and with 'other' CPU (cores the machine spent busy outside this cell and "
             "redis-server during the window): above about 0.1, something else competed for the "
-            "CPUs, and the tail values are not trustworthy",
-        ]
-    )
+            "CPUs, and the tail values are not trustworthy"
+        ),
+    }
+    rep.notes.extend(note for part, note in notes.items() if part in parts)
+
+
+PARTS: dict[str, Callable[[Plan, RedisServer, Report], None]] = {
+    "memory": run_memory,
+    "flush": run_flush,
+    "scrape": run_scrape,
+    "formats": run_formats,
+    "lag": run_lag,
+}
 
 
 def _own_cpu_seconds() -> float:
@@ -1414,6 +1581,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--chart", metavar="PATH", help="write a PNG chart (needs matplotlib)")
     parser.add_argument("--lag-seconds", type=float, help="seconds per loop-lag cell (10, quick 3)")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"what to run, comma-separated, of {', '.join(PARTS)} (default: all)",
+    )
     parser.add_argument("--redis-server", help="redis-server binary (default: /usr/bin, PATH)")
     parser.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
@@ -1427,6 +1599,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ENV_CLEARED:
         os.environ.pop(name, None)
     signal.signal(signal.SIGTERM, _terminate)
+    parts = [part.strip() for part in args.parts.split(",") if part.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown parts {', '.join(unknown)}: choose among {', '.join(PARTS)}")
     plan = QUICK if args.quick else FULL
     if args.lag_seconds:
         plan = Plan(**{**plan.__dict__, "lag_seconds": args.lag_seconds})
@@ -1441,12 +1617,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = RedisServer(binary, workdir.name)
     try:
         server.start()
-        for what, run in (
-            ("memory", run_memory),
-            ("flush", run_flush),
-            ("scrape", run_scrape),
-            ("loop lag", run_lag),
-        ):
+        for what, run in PARTS.items():
+            if what not in parts:
+                continue
             part_start = time.perf_counter()
             try:
                 run(plan, server, rep)
@@ -1478,15 +1651,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{digest_after} at the end): cells may have measured different code",
         )
 
-    try:
-        build_main_table(plan, rep)
-    except Exception:
-        rep.error("building the main table")
-    try:
-        build_lag_table(plan, rep)
-    except Exception:
-        rep.error("building the loop-lag table")
-    _method_notes(plan, rep)
+    for needed, build in (
+        (("memory", "flush", "scrape"), build_main_table),
+        (("formats",), build_format_table),
+        (("lag",), build_lag_table),
+    ):
+        if any(part in parts for part in needed):
+            try:
+                build(plan, rep)
+            except Exception:
+                rep.error(f"building the table ({build.__name__})")
+    _method_notes(plan, rep, parts)
     if args.chart:
         write_chart(args.chart, plan, rep)
     mode = (
@@ -1507,6 +1682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ("n/a" if other_load is None else f"{max(other_load, 0.0):.2f} cores on average"),
         f"mode: {mode}; loop-lag sizes {', '.join(_k(n) for n in plan.lag_sizes)}, "
         f"{plan.lag_seconds:g} s per cell; values are medians",
+        f"parts: {', '.join(p for p in PARTS if p in parts)}",
     ]
     print_report(rep, args.markdown)
     return 0
