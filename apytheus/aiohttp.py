@@ -88,6 +88,7 @@ def metrics_middleware(
     buckets: Sequence[float] = DEFAULT_BUCKETS,
     excluded_paths: Iterable[str] = ("/metrics",),
     group_status_codes: bool = False,
+    native_histograms: bool = False,
 ) -> Middleware:
     """An aiohttp middleware recording request metrics, labeled by route template.
 
@@ -120,6 +121,8 @@ def metrics_middleware(
         excluded_paths: regular expressions; a request whose path matches one
             fully is not recorded (default: ``/metrics``).
         group_status_codes: label ``2xx`` instead of ``200`` and so on.
+        native_histograms: native buckets on the duration histogram too, as in
+            `MetricsMiddleware` (with ``buckets=()``, only those).
 
     Returns:
         A new-style (``@web.middleware``) aiohttp middleware.
@@ -134,7 +137,7 @@ def metrics_middleware(
         ['http_request_duration_seconds', 'http_request_size_bytes',
          'http_requests_in_progress', 'http_response_size_bytes']
     """
-    metrics = _request_metrics(registry, buckets)
+    metrics = _request_metrics(registry, buckets, native_histograms)
     excluded = [re.compile(p) for p in excluded_paths]
 
     @web.middleware
@@ -224,12 +227,16 @@ async def _never_called(scope: Any, receive: Any, send: Any) -> None:
     raise RuntimeError("apytheus.aiohttp never calls this ASGI app")
 
 
-def _request_metrics(registry: Registry | None, buckets: Sequence[float]) -> _Metrics:
+def _request_metrics(
+    registry: Registry | None, buckets: Sequence[float], native: bool = False
+) -> _Metrics:
     """The request metrics of ``registry``, created or shared as `MetricsMiddleware` does."""
     # MetricsMiddleware creates them once per registry and shares them between its
     # instances; building one (never called) shares them with aiohttp apps too, so one
     # registry can serve ASGI and aiohttp apps without a duplicate-metric error.
-    shared = MetricsMiddleware(_never_called, registry=registry, buckets=buckets).metrics
+    shared = MetricsMiddleware(
+        _never_called, registry=registry, buckets=buckets, native_histograms=native
+    ).metrics
     return _Metrics(shared.duration, shared.request_size, shared.response_size, shared.in_progress)
 
 

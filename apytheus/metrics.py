@@ -15,6 +15,7 @@ from typing import Any
 
 from ._collect.custom import CustomCollector as CustomCollector
 from ._labels import check_label_dict, check_label_names
+from ._native import layout
 from ._public import publish
 from ._record.counter import CounterHandle
 from ._record.family import Family
@@ -152,17 +153,8 @@ class Gauge(GaugeHandle, _Metric):
             )
         # these modes add a `worker` label on a shared backend
         reserved = ("worker",) if multiprocess_mode in ("all", "liveall") else ()
-        self._setup(
-            name,
-            description,
-            required_labels,
-            default_labels,
-            registry,
-            max_series,
-            mode=multiprocess_mode,
-            reserved=reserved,
-            unit=unit,
-        )
+        args = (name, description, required_labels, default_labels, registry, max_series)
+        self._setup(*args, mode=multiprocess_mode, reserved=reserved, unit=unit)
 
 
 class Histogram(ObservedHandle, _Metric):
@@ -170,7 +162,14 @@ class Histogram(ObservedHandle, _Metric):
 
     Args:
         buckets: sorted upper bounds; ``+Inf`` is added. Empty or None means
-            `DEFAULT_BUCKETS` (``.005`` … ``10``).
+            `DEFAULT_BUCKETS` (``.005`` … ``10``), but ``()`` with a native
+            bucket factor: native buckets only.
+        native_bucket_factor: above 1 (1.1 is usual), also native (exponential)
+            buckets, each at most this factor wider than the one before
+            (see docs/native-histograms.md); protobuf carries them.
+        native_max_buckets: more populated native buckets make the exposition
+            merge neighbours until they fit.
+        native_zero_threshold: observations this close to 0 count in the zero bucket.
 
     Examples:
         >>> from apytheus import CollectorRegistry, Histogram
@@ -193,10 +192,17 @@ class Histogram(ObservedHandle, _Metric):
         *,
         max_series: int | None = None,
         unit: str = "",
+        native_bucket_factor: float | None = None,
+        native_max_buckets: int = 160,
+        native_zero_threshold: float = 2.0**-128,
     ) -> None:
-        bounds = check_buckets(buckets)
+        native = None
+        if native_bucket_factor is not None:
+            native = layout(native_bucket_factor, native_max_buckets, native_zero_threshold)
+        no_bounds = native is not None and isinstance(buckets, (tuple, list)) and not buckets
+        bounds = () if no_bounds else check_buckets(buckets)
         args = (name, description, required_labels, default_labels, registry, max_series)
-        self._setup(*args, bounds=bounds, unit=unit)
+        self._setup(*args, bounds=bounds, unit=unit, native=native)
 
 
 class Summary(ObservedHandle, _Metric):
@@ -267,17 +273,8 @@ class Enum(_Metric):
         unit: str = "",
     ) -> None:
         states, exposed = check_states(states, name, registry)
-        self._setup(
-            name,
-            description,
-            required_labels,
-            default_labels,
-            registry,
-            max_series,
-            reserved=(name, exposed),
-            states=states,
-            unit=unit,
-        )
+        args = (name, description, required_labels, default_labels, registry, max_series)
+        self._setup(*args, reserved=(name, exposed), states=states, unit=unit)
 
     def state(self, state: str) -> None:
         """Switch to ``state`` (one of the declared states)."""

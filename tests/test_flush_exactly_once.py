@@ -15,6 +15,7 @@ from redis_server import RedisServer
 from tcp_proxy import DroppingProxy
 
 from apytheus import CollectorRegistry, Counter, Histogram
+from apytheus.backends import HistogramSeries
 from apytheus.backends.redis import RedisBackend
 
 
@@ -84,3 +85,46 @@ def test_killed_and_restarted_redis_gets_everything_exactly_once(
     load.record(10)
     assert backend.flush_sync()
     assert load.totals() == (150.0, 150.0)
+
+
+@pytest.mark.parametrize("fault", ["lost reply", "restart"])
+def test_native_buckets_are_counted_once_after_a_lost_reply_or_a_restart(
+    own_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    fault: str,
+) -> None:
+    """A native bucket is a total like any other: a batch sent again never adds it twice."""
+    from apytheus._native import bucket_key
+
+    proxy = DroppingProxy(own_server.port)
+    try:
+        backend = make_redis_backend(proxy.port if fault == "lost reply" else own_server)
+        h = Histogram("wait", "W", buckets=(), native_bucket_factor=1.1, registry=registry)
+        native = h._family.native
+        assert native is not None
+        # each bucket gets observations before and after the first flush
+        values = [0.001 * 1.3 ** (i % 20) * (-1) ** (i % 3) for i in range(60)] + [0.0] * 5
+        expected: dict[int, float] = {}
+        for n, v in enumerate(values):
+            h.observe(v)
+            key = bucket_key(v, native)
+            assert key is not None
+            expected[key] = expected.get(key, 0) + 1
+            if n == 30:
+                assert backend.flush_sync()
+        if fault == "lost reply":
+            proxy.drop_after(b"EVALSHA")
+            assert not backend.flush_sync()  # applied, but the reply was lost
+            assert proxy.dropped.is_set()
+        else:
+            own_server.kill()
+            assert not backend.flush_sync()
+            own_server.start()  # the same AOF, an empty script cache
+        assert backend.flush_sync()
+        (series,) = backend.collect([h._family.spec])[h._family.spec]
+        assert isinstance(series, HistogramSeries)
+        assert series.native_snapshot() == expected
+        assert registry.get_sample_value("wait_count") == len(values)
+    finally:
+        proxy.close()

@@ -174,3 +174,74 @@ def test_a_worker_that_never_set_the_gauge_counts_as_zero_but_never_as_most_rece
     assert scraper.flush_sync()  # this worker's untouched 0 is flushed after the worker's 4
     assert gauge_value(scraper, "mostrecent") == 4.0
     assert gauge_value(scraper, "min") == 0.0
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "trio"])
+def test_four_workers_native_histograms_merge_exactly(
+    redis_server: RedisServer, key_prefix: str, scraper: RedisBackend, loop: str, tmp_path: Path
+) -> None:
+    """Each native bucket adds up across workers, as a scrape decoded by protobuf shows."""
+    from test_protobuf_encoder import decode
+
+    from apytheus._native import bucket_key, layout, spans, split
+    from apytheus.exposition import PROTOBUF_CONTENT_TYPE, render
+
+    def observed(worker: int) -> list[float]:
+        """Both signs, zeros, twelve orders of magnitude; a little different in each worker."""
+        return [
+            0.0 if i % 97 == 0 else (-1) ** i * 10.0 ** (i % 13 - 6) * (1 + (i % 7 + worker) / 10)
+            for i in range(3000)
+        ]
+
+    env = worker_env(redis_server, key_prefix)
+    workers: list[subprocess.Popen[bytes]] = []
+    for n in range(4):
+        given = tmp_path / f"values{n}.json"
+        given.write_text(json.dumps(observed(n)))
+        args = [sys.executable, str(WORKER), "native", loop, str(given)]
+        workers.append(subprocess.Popen(args, env=env, stderr=subprocess.PIPE))
+    try:
+        for w in workers:
+            _, err = w.communicate(timeout=120)
+            assert w.returncode == 0, err.decode()
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.communicate(timeout=30)
+    registry = CollectorRegistry()
+    Histogram(
+        "wait_seconds",
+        "Wait",
+        ["route"],
+        buckets=(1.0,),
+        native_bucket_factor=1.1,
+        registry=registry,
+    )
+    body, _ = render(registry, PROTOBUF_CONTENT_TYPE.replace(" ", ""))
+    (family,) = decode(body)
+    (metric,) = family.metric
+    hist = metric.histogram
+    values = [v for w in range(4) for v in observed(w)]
+    expected_counts: dict[int, float] = {}
+    lay = layout(1.1, 160, 2.0**-128)
+    for v in values:
+        key = bucket_key(v, lay)
+        assert key is not None
+        expected_counts[key] = expected_counts.get(key, 0) + 1
+    expected = split(expected_counts, lay)
+    assert hist.sample_count == 12_000
+    assert hist.sample_sum == pytest.approx(sum(values))
+    assert (hist.schema, hist.zero_count) == (expected.schema, expected.zero_count)
+    assert [b.cumulative_count for b in hist.bucket][:1] == [sum(1 for v in values if v <= 1.0)]
+    for side, spans_got, deltas_got in (
+        (expected.positive, hist.positive_span, hist.positive_delta),
+        (expected.negative, hist.negative_span, hist.negative_delta),
+    ):
+        want_spans, want_counts = spans(side)
+        assert [(s.offset, s.length) for s in spans_got] == want_spans
+        counts, running = [], 0
+        for d in deltas_got:
+            running += d
+            counts.append(running)
+        assert counts == want_counts

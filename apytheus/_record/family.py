@@ -15,6 +15,7 @@ from .._labels import (
     check_label_names,
     check_metric_name,
 )
+from .._native import Layout
 from ..backends._current import current, follow
 from ..backends._protocol import Backend, MetricSpec, Series
 from ..backends._series import HistogramSeries, InfoSeries, ScalarSeries
@@ -70,6 +71,7 @@ class Family:
         states: tuple[str, ...] = (),
         max_series: int | None = None,
         unit: str = "",
+        native: Layout | None = None,
     ) -> None:
         check_metric_name(name)
         if default_labels is not None and not isinstance(default_labels, Mapping):
@@ -95,6 +97,7 @@ class Family:
         self.documentation = documentation
         self.kind = kind
         self.unit = unit
+        self.native = native  # a native histogram's bucket layout (None: classic only)
         self.label_names = names
         self.bounds = bounds
         self.states = states
@@ -108,6 +111,7 @@ class Family:
             label_names=names,
             bounds=bounds,
             mode=mode,
+            native=native,
         )
         self.max_series = DEFAULT_MAX_SERIES if max_series is None else int(max_series)
         self.overflow_pairs: LabelPairs = tuple((n, OVERFLOW) for n in names)
@@ -147,7 +151,7 @@ class Family:
 
     def _new_series(self, labels: LabelSet) -> Series:
         if self.kind in ("histogram", "summary"):
-            return HistogramSeries(labels, self.bounds)
+            return HistogramSeries(labels, self.bounds, self.native is not None)
         if self.kind == "info":
             return InfoSeries(labels)
         return ScalarSeries(labels)

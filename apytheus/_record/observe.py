@@ -9,6 +9,7 @@ from threading import get_ident
 from typing import Any, ClassVar, TypeVar, overload
 
 from .._labels import LabelPairs
+from .._native import NEGATIVE, ZERO, Layout, bucket_index
 from .family import Family
 from .handle import Handle
 from .timers import Timer
@@ -20,19 +21,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 class ObservedHandle(Handle):
     """Histogram and Summary handles: ``observe`` (the hot path), ``time``, the decorator."""
 
-    __slots__ = ("_bounds",)
+    __slots__ = ("_bounds", "_native")
     _bounds: tuple[float, ...]
+    _native: Layout | None  # a native histogram's bucket layout
     _timed: ClassVar[str] = "observe"  # what time() hands the seconds to
 
     def _bind(self, family: Family, labels: dict[str, str], pairs: LabelPairs) -> None:
         self._bounds = family.bounds
+        self._native = family.native
         super()._bind(family, labels, pairs)
 
     def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation (e.g. a duration in seconds). Never blocks.
 
+        A native histogram takes NaN too, in its count only (its sum becomes NaN).
+
         Raises:
-            ValueError: ``value`` is NaN, or the exemplar is invalid (a Summary has none).
+            ValueError: ``value`` is NaN (but on a native histogram), or the
+                exemplar is invalid (a Summary has none).
             TypeError: ``value`` is not a number.
         """
         if exemplar is not None:
@@ -44,7 +50,7 @@ class ObservedHandle(Handle):
             or value != value
         ):
             value = number(value, "observed value")
-            if math.isnan(value):
+            if math.isnan(value) and self._native is None:
                 raise ValueError("observed value must not be NaN")
         cells = self._cells
         tid = get_ident()
@@ -52,12 +58,34 @@ class ObservedHandle(Handle):
             cell = cells[tid]
         except KeyError:
             cell = cells.setdefault(tid, self._series.new_cell())
-        i = bisect_left(self._bounds, value)
+        bounds = self._bounds
+        # NaN (native histograms only) counts in +Inf, as client_golang's search puts it
+        i = bisect_left(bounds, value) if value == value else len(bounds)
         cell[i] += 1
         cell[-1] += value
+        native = self._native
+        if native is not None:
+            self._observe_native(value, native, tid)
         series = self._series  # after the write: a buffer reading it now sees it
         if series.sink is not None:
             series.changed()
+
+    def _observe_native(self, value: float, native: Layout, tid: int) -> None:
+        """Count ``value`` in its native bucket too (this thread's dict of counts by key)."""
+        cells = self._series.native
+        buckets = cells.get(tid)
+        if buckets is None:
+            buckets = cells.setdefault(tid, {})
+        magnitude = -value if value < 0 else value
+        if magnitude <= native.zero_threshold:
+            key = ZERO
+        elif magnitude == magnitude:
+            key = bucket_index(magnitude, native.schema, native.table)
+            if value < 0:
+                key += NEGATIVE
+        else:
+            return  # NaN: in the count only
+        buckets[key] = buckets.get(key, 0) + 1
 
     def _observe_with_exemplar(self, value: float, exemplar: Mapping[str, str]) -> None:
         """``observe`` with an exemplar: validate both, record, keep it on its bucket."""

@@ -28,7 +28,7 @@ from .._labels import LabelSet
 from .._samples import floatstr
 from ._batch import Batch, Handover, Mark, MetricOps
 from ._protocol import MetricSpec, Series
-from ._redis_layout import SEP, bucket_parts, series_field
+from ._redis_layout import SEP, bucket_parts, native_part, series_field
 from ._series import HistogramSeries, InfoSeries, ScalarSeries, total
 
 log = logging.getLogger("apytheus")
@@ -343,13 +343,22 @@ class DeltaBuffer:
             _delta(ops, entry.field, total, entry.sent or 0.0, new)
             commits.add(entry, total, 0.0, None)
         elif kind in ("histogram", "summary"):
-            totals = _totals(series)
-            before = entry.sent or (0.0,) * len(totals)
+            totals = sent = _totals(series)
+            before = entry.sent
+            if spec.native is not None:  # ((classic totals), {native bucket key: count})
+                totals, buckets = sent
+                before, was_buckets = before or (None, {})
+                for key, count in buckets.items():
+                    if count != was_buckets.get(key, 0):
+                        ops.incr.append(
+                            (entry.field + SEP + native_part(key), count - was_buckets.get(key, 0))
+                        )
+            before = before or (0.0,) * len(totals)
             parts = bucket_parts(spec.bounds)
             for i, (now_v, was) in enumerate(zip(totals, before, strict=True)):
                 # a new series writes its +Inf bucket, so that it exists with zeros
                 _delta(ops, entry.field + SEP + parts[i], now_v, was, new and i == len(totals) - 2)
-            commits.add(entry, totals, 0.0, None)
+            commits.add(entry, sent, 0.0, None)
         else:
             value = _state(series)
             # Where the last write wins, a write counts even if it changed nothing:
@@ -389,7 +398,8 @@ def _totals(series: Series) -> Any:
         return total(series.cells)
     if isinstance(series, HistogramSeries):
         counts, summed = series.snapshot()
-        return (*map(float, counts), summed)  # a tuple of floats: the collector untracks it
+        totals = (*map(float, counts), summed)  # a tuple of floats: the collector untracks it
+        return totals if series.native is None else (totals, series.native_snapshot())
     raise TypeError(f"{series!r} has no totals")
 
 

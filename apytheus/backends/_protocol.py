@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .._labels import LabelSet
+from .._native import Layout
 from .._samples import MetricFamily
 from ._series import HistogramSeries, InfoSeries, ScalarSeries
 
@@ -32,6 +33,7 @@ class MetricSpec:
         label_names: the declared label names, in order.
         bounds: histogram upper bounds without ``+Inf`` (empty for other kinds).
         mode: the gauge's ``multiprocess_mode`` (``sum`` for other kinds).
+        native: a native histogram's bucket layout (None for every other metric).
     """
 
     name: str
@@ -39,6 +41,7 @@ class MetricSpec:
     label_names: tuple[str, ...] = ()
     bounds: tuple[float, ...] = ()
     mode: str = "sum"
+    native: Layout | None = None
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ change (they have none of these characters).
 
 * ``{p|m}:v``   values. Counter / histogram fields hold totals over all
   workers (added in the flush script); gauge, info and enum fields are per worker.
+  A native histogram adds a field per populated bucket (``n`` and its key).
 * ``{p|m}:seq`` the last batch sequence number applied, per worker.
 * ``{p|m}:c``   creation time per series (``HSETNX``), for OpenMetrics.
 * ``{p|m}:t``   time of the last write per gauge field (``mostrecent``).
@@ -34,6 +35,11 @@ SEP = "\t"  # between a series' field and its part (bucket, sum, worker): JSON n
 def series_field(labels: LabelSet) -> str:
     """The hash field naming a series: its label values as compact JSON, in declared order."""
     return json.dumps([v for _, v in labels.pairs], ensure_ascii=False, separators=(",", ":"))
+
+
+def native_part(key: int) -> str:
+    """The field suffix of a native histogram's bucket (its key: see `apytheus._native`)."""
+    return f"n{key}"
 
 
 def bucket_parts(bounds: tuple[float, ...]) -> list[str]:

@@ -117,10 +117,13 @@ class Merge:
         fields: list[bytes] = []
         slot: dict[bytes, int] = {}  # a series' place in `order` (and in `flat`)
         flat: list[float] = []
+        natives: dict[bytes, dict[int, float]] = {}  # a native histogram's buckets by field
         for f, v in values.items():
             field, _, part = f.rpartition(SEP_BYTES)
             i = index.get(part)
             if i is None:
+                if spec.native is not None and part[:1] == b"n" and part[1:].lstrip(b"-").isdigit():
+                    natives.setdefault(field, {})[int(part[1:])] = float(v)
                 continue  # a bucket bound this process does not declare (config changed)
             at = slot.get(field)
             if at is None:
@@ -130,7 +133,7 @@ class Merge:
                 if series is None and field not in known:
                     labels = self._parse(field)
                     if labels is not None:
-                        series = HistogramSeries(labels, spec.bounds)
+                        series = HistogramSeries(labels, spec.bounds, spec.native is not None)
                         series.created = 0.0
                 fresh[field] = series
                 if not isinstance(series, HistogramSeries):
@@ -147,6 +150,8 @@ class Merge:
                 series.cells[0] = counts
             else:
                 cell[:] = counts  # one atomic store
+            if series.native is not None:
+                series.native = {0: natives.get(fields[at], {})}  # one atomic store
             if created is not None:
                 raw = created.get(fields[at])
                 series.created = float(raw) if raw is not None else 0.0

@@ -88,11 +88,14 @@ class HistogramSeries(_Queued):
     counts, one per upper bound and one for ``+Inf``. The count is the sum of
     the buckets, so count and buckets can never disagree. A summary is a
     histogram with no bounds but ``+Inf``.
+
+    A native histogram also has ``native``: per thread, its bucket counts by
+    key (see `apytheus._native`); a classic one has None there.
     """
 
-    __slots__ = ("bounds", "cells", "created", "exemplars", "labels", "width")
+    __slots__ = ("bounds", "cells", "created", "exemplars", "labels", "native", "width")
 
-    def __init__(self, labels: LabelSet, bounds: tuple[float, ...]) -> None:
+    def __init__(self, labels: LabelSet, bounds: tuple[float, ...], native: bool = False) -> None:
         self.labels = labels
         self.sink: list[Any] | None = None
         self.bounds = bounds
@@ -100,6 +103,7 @@ class HistogramSeries(_Queued):
         self.cells: dict[int, list[float]] = {}
         self.created = time.time()
         self.exemplars: list[Exemplar | None] = [None] * self.width
+        self.native: dict[int, dict[int, float]] | None = {} if native else None
 
     def new_cell(self) -> list[float]:
         """A zeroed cell for one thread."""
@@ -119,6 +123,17 @@ class HistogramSeries(_Queued):
                 counts[i] += cell[i]
             total += cell[-1]
         return counts, total
+
+    def native_snapshot(self) -> dict[int, float]:
+        """The native bucket counts by key, summed over threads ({} for a classic series)."""
+        cells = list(self.native.values()) if self.native else []
+        if len(cells) == 1:
+            return cells[0].copy()
+        out: dict[int, float] = {}
+        for cell in cells:
+            for key, count in cell.copy().items():
+                out[key] = out.get(key, 0) + count
+        return out
 
 
 class InfoSeries(_Queued):

@@ -195,8 +195,11 @@ def histogram(
     count: float | None,
     total: float | None,
     created: float | None,
+    native: bytes = b"",
 ) -> bytes:
     """A histogram Metric field, from its `bucket` fields but ``+Inf``'s (count, exemplar).
+
+    ``native`` is a native histogram's fields (see ``_protonative``), if it is one.
 
     The ``+Inf`` bucket is written only when Prometheus could not make it from
     the count (client_golang leaves it out): with an exemplar, or a count of its
@@ -211,7 +214,7 @@ def histogram(
             buckets = [*buckets, bucket(enc, inf[0], INF_BOUND, inf[1])]
     head = b"" if count is None else enc.count(count)
     head += NAN_SUM if total is None else b"\x11" + pack_double(total)
-    parts = [head, *buckets]
+    parts = [head, *buckets, native]
     if created is not None:
         ts = enc.timestamp(created)
         if ts is not None:

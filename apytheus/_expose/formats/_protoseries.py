@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from ..._native import Layout, split
 from ..._record.family import Family
 from . import _protometric as pm
+from ._protonative import native_fields
 from ._protowire import V1, bound, varint
 
 log = logging.getLogger("apytheus")
@@ -34,7 +36,7 @@ def series_encoder(enc: pm.Encoder, family: Family, name: str) -> Callable[[Chun
     if kind == "counter" or kind == "gauge":
         return partial(_scalars, enc, name, kind == "counter")
     if kind == "histogram":
-        return partial(_histograms, enc, [bound(b) for b in family.bounds])
+        return partial(_histograms, enc, [bound(b) for b in family.bounds], family.native)
     if kind == "summary":
         return partial(_summaries, enc)
     if kind == "info":
@@ -104,7 +106,9 @@ def _scalars(enc: pm.Encoder, name: str, counter: bool, chunk: Chunk) -> list[by
     return out
 
 
-def _histograms(enc: pm.Encoder, bounds: list[bytes], chunk: Chunk) -> list[bytes]:
+def _histograms(
+    enc: pm.Encoder, bounds: list[bytes], native: Layout | None, chunk: Chunk
+) -> list[bytes]:
     out: list[bytes] = []
     bucket = pm.bucket
     for s in chunk:
@@ -119,7 +123,8 @@ def _histograms(enc: pm.Encoder, bounds: list[bytes], chunk: Chunk) -> list[byte
         inf = (cumulative, exemplars[-1])
         labels = enc.labels(s.labels.pairs)
         count = float(sum(counts))
-        out.append(pm.histogram(enc, labels, buckets, inf, count, total, s.created))
+        extra = b"" if native is None else native_fields(split(s.native_snapshot(), native))
+        out.append(pm.histogram(enc, labels, buckets, inf, count, total, s.created, extra))
     return out
 
 

@@ -1,0 +1,159 @@
+"""BASE: native (exponential) histogram buckets: the schema, a value's bucket, merging.
+
+A native histogram of schema ``s`` has buckets whose bounds grow by
+``base = 2**(2**-s)``: bucket ``i`` holds the values in ``(base**(i-1), base**i]``
+(negative values mirrored, in buckets of their own), and a zero bucket holds
+those within ``zero_threshold`` of 0. The index is computed as client_golang
+does it: ``frexp`` of the value, then (for ``s > 0``) a bisection of the
+fraction in a table of the ``2**s`` bounds in ``[0.5, 1)``. ±Inf land in the
+bucket past the largest float's; NaN in no bucket (it counts in count only).
+
+Buckets are kept in one dict per thread cell, keyed by `bucket_key`: the
+positive bucket ``i`` as ``i``, the negative one as ``i + NEGATIVE``, the zero
+bucket as ``ZERO``. Indices stay far inside ``±2**30`` (schema 8 reaches about
+``±2**18``), so the keys never meet.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Mapping
+from typing import Final, NamedTuple
+
+MIN_SCHEMA: Final = -4
+MAX_SCHEMA: Final = 8
+NEGATIVE: Final = 1 << 32  # added to a negative bucket's index
+ZERO: Final = 1 << 34  # the zero bucket's key
+_SPLIT: Final = 1 << 31  # keys at or above (minus NEGATIVE) are negative buckets
+
+
+def pick_schema(factor: float) -> int:
+    """The coarsest schema in [-4, 8] whose growth ``2**(2**-schema)`` is at most ``factor``.
+
+    As client_golang's ``pickSchema``: 1.1 gives 3, 2 gives 0, 1.01 gives 7.
+    """
+    if not factor > 1:
+        raise ValueError(f"native_bucket_factor must be above 1, got {factor!r}")
+    floor = math.floor(math.log2(math.log2(factor)))
+    return MAX_SCHEMA if floor <= -MAX_SCHEMA else MIN_SCHEMA if floor >= 4 else -floor
+
+
+def bounds_table(schema: int) -> tuple[float, ...]:
+    """The ``2**schema`` bucket bounds within ``[0.5, 1)`` of a schema above 0."""
+    n = 1 << schema
+    return tuple(math.ldexp(2.0 ** (j / n), -1) for j in range(n))
+
+
+class Layout(NamedTuple):
+    """What a native histogram fixes at creation: its schema, zero bucket and bucket limit."""
+
+    schema: int
+    zero_threshold: float
+    max_buckets: int
+    table: tuple[float, ...]  # `bounds_table(schema)`, or () for a schema of 0 or less
+
+
+def layout(factor: object, max_buckets: object, zero_threshold: object) -> Layout:
+    """A checked `Layout` (clear errors for a factor ≤ 1, a limit < 1, a negative threshold)."""
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)):
+        raise TypeError(f"native_bucket_factor must be a number, not {type(factor).__name__}")
+    if isinstance(max_buckets, bool) or not isinstance(max_buckets, int) or max_buckets < 1:
+        raise ValueError(f"native_max_buckets must be a whole number ≥ 1, got {max_buckets!r}")
+    if isinstance(zero_threshold, bool) or not isinstance(zero_threshold, (int, float)):
+        raise TypeError("native_zero_threshold must be a number")
+    if not 0 <= zero_threshold < math.inf:
+        raise ValueError(f"native_zero_threshold must be ≥ 0 and finite, got {zero_threshold!r}")
+    schema = pick_schema(float(factor))
+    table = bounds_table(schema) if schema > 0 else ()
+    return Layout(schema, float(zero_threshold), max_buckets, table)
+
+
+def bucket_key(value: float, lay: Layout) -> int | None:
+    """The key of the bucket ``value`` lands in (see the module docstring); None for NaN."""
+    if value != value:
+        return None
+    magnitude = abs(value)
+    if magnitude <= lay.zero_threshold:
+        return ZERO
+    key = bucket_index(magnitude, lay.schema, lay.table)
+    return key if value > 0 else key + NEGATIVE
+
+
+def bucket_index(magnitude: float, schema: int, table: tuple[float, ...]) -> int:
+    """The index of the bucket holding ``magnitude`` (> 0) at ``schema``."""
+    inf = magnitude == math.inf
+    frac, exp = math.frexp(1.7976931348623157e308 if inf else magnitude)
+    if schema > 0:
+        key = bisect_left(table, frac) + (exp - 1) * len(table)
+    else:
+        key = exp - 1 if frac == 0.5 else exp
+        key = (key + (1 << -schema) - 1) >> -schema
+    return key + 1 if inf else key
+
+
+class Buckets(NamedTuple):
+    """A native histogram's buckets as exposed: schema, zero bucket, and counts by index."""
+
+    schema: int
+    zero_threshold: float
+    zero_count: float
+    positive: dict[int, float]
+    negative: dict[int, float]
+
+
+def split(counts: Mapping[int, float], lay: Layout) -> Buckets:
+    """Bucket counts by key as exposed, at a schema low enough for ``max_buckets``.
+
+    More populated buckets than the limit lower the schema one step at a time,
+    each merging neighbour pairs (index ``i`` goes to ``ceil(i / 2)``, as
+    client_golang's ``doubleBucketWidth``), until they fit or the schema is -4.
+    The result depends on the counts only: every worker and scrape agree.
+    """
+    positive: dict[int, float] = {}
+    negative: dict[int, float] = {}
+    zero = 0.0
+    for key, count in counts.items():
+        if not count:
+            continue
+        if key == ZERO:
+            zero += count
+        elif key >= _SPLIT:
+            negative[key - NEGATIVE] = count
+        else:
+            positive[key] = count
+    schema = lay.schema
+    while len(positive) + len(negative) > lay.max_buckets and schema > MIN_SCHEMA:
+        positive, negative = _halve(positive), _halve(negative)
+        schema -= 1
+    return Buckets(schema, lay.zero_threshold, zero, positive, negative)
+
+
+def _halve(buckets: dict[int, float]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for i, count in buckets.items():
+        j = -((-i) // 2)  # ceil(i / 2): (base**(i-1), base**i] lies in the wider bucket j
+        out[j] = out.get(j, 0.0) + count
+    return out
+
+
+def spans(buckets: Mapping[int, float]) -> tuple[list[tuple[int, int]], list[float]]:
+    """Spans (offset, length) and counts in index order, as the exposition formats want them.
+
+    A gap of one or two empty buckets is written as zero counts inside a span
+    (as client_golang does); a longer gap starts a new span.
+    """
+    found: list[tuple[int, int]] = []
+    counts: list[float] = []
+    following = 0  # the index after the last bucket written
+    for n, i in enumerate(sorted(buckets)):
+        gap = i - following
+        if n == 0 or gap > 2:
+            found.append((gap, 0))
+        else:
+            counts.extend([0.0] * gap)
+            found[-1] = (found[-1][0], found[-1][1] + gap)
+        counts.append(buckets[i])
+        found[-1] = (found[-1][0], found[-1][1] + 1)
+        following = i + 1
+    return found, counts
