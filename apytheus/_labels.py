@@ -91,6 +91,11 @@ def check_label_names(names: Iterable[object], reserved: Iterable[str] = ()) -> 
             raise LabelValidationException(
                 f"invalid label name {name!r}: names starting with '__' are reserved"
             )
+        if escape_label_name(name, UNDERSCORES) == "__name__":
+            raise LabelValidationException(
+                f"invalid label name {name!r}: a scraper's underscore escaping writes it as "
+                "'__name__', which holds the metric name"
+            )
         _check_text(name, "label name", LabelValidationException)
         if name in reserved:
             raise LabelValidationException(f"label name {name!r} is reserved for this metric type")

@@ -15,6 +15,7 @@ The output is byte for byte what prometheus_client 0.26 (``escape_metric_name``,
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -38,11 +39,13 @@ def is_legacy_label_name(name: str) -> bool:
     return LEGACY_LABEL_NAME.fullmatch(name) is not None and not name.startswith("__")
 
 
+@functools.lru_cache(maxsize=4096)
 def escape_metric_name(name: str, escaping: str) -> str:
     """``name`` as written under ``escaping`` (quoted under ``allow-utf-8`` if not classic)."""
     return _escape_name(name, escaping, is_legacy_metric_name(name), True)
 
 
+@functools.lru_cache(maxsize=4096)
 def escape_label_name(name: str, escaping: str) -> str:
     """A label name as written under ``escaping`` (quoted under ``allow-utf-8`` if not classic)."""
     return _escape_name(name, escaping, is_legacy_label_name(name), False)

@@ -241,7 +241,7 @@ class Info(_Metric):
         clash = set(map(str, names)) & set(self._family.label_names)
         if clash:
             raise LabelValidationException(f"info keys {sorted(clash)} are already label names")
-        check_label_names(names)
+        check_label_names((*self._family.label_names, *names))  # alike once escaped, too
         checked = check_label_dict(value, tuple(map(str, names)), self.name)
         series.info = tuple(checked.items())
         series.changed()
@@ -273,6 +273,7 @@ class Enum(_Metric):
         unit: str = "",
     ) -> None:
         states, exposed = check_states(states, name, registry)
+        check_label_names([*(required_labels or ()), exposed])  # the state label is one too
         args = (name, description, required_labels, default_labels, registry, max_series)
         self._setup(*args, reserved=(name, exposed), states=states, unit=unit)
 

@@ -257,3 +257,62 @@ def test_utf8_names_on_redis_keep_distinct_keys_and_one_slot_per_metric(
     for m in mine:
         assert {k for k in keys if k.startswith(f"{{{p}|{m}}}:")} >= {f"{{{p}|{m}}}:v"}
     assert all(k.count("{") == 1 and k.count("}") == 1 for k in keys)
+
+
+@pytest.mark.parametrize("escaping", ESCAPINGS)
+@pytest.mark.parametrize("key", ["service.version", "é", "plain_key", "a-b"])
+def test_info_and_summary_are_prometheus_clients_byte_for_byte(
+    created_off: None, key: str, escaping: str
+) -> None:
+    """(A histogram's ``le`` comes last in apytheus, sorted among the labels there.)"""
+    ours = CollectorRegistry()
+    Info("build", "Build", registry=ours).info({key: "1.2"})
+    Summary("size.b", "S", [key], registry=ours).labels("y").observe(3)
+    theirs = prometheus_client.CollectorRegistry()
+    prometheus_client.Info("build", "Build", registry=theirs).info({key: "1.2"})
+    prometheus_client.Summary("size.b", "S", [key], registry=theirs).labels("y").observe(3)
+    expected = prometheus_client.generate_latest(theirs, escaping).decode()
+    assert generate_metrics(ours, escaping=escaping) == expected
+
+
+def test_names_that_escape_to_reserved_or_repeated_labels_are_refused() -> None:
+    registry = CollectorRegistry()
+    for make in (
+        lambda: Counter("c", "C", ["._name__"], registry=registry),  # `__name__` once escaped
+        lambda: Enum("a.b", "E", ["a_b"], states=["s"], registry=registry),  # the state label
+    ):
+        with pytest.raises(LabelValidationException):
+            make()
+    assert registry.collect() == []
+    info = Info("i", "I", ["a_b"], registry=registry).labels("x")
+    with pytest.raises(LabelValidationException, match="'a_b' and 'a.b'"):
+        info.info({"a.b": "2"})
+    assert 'i_info{a_b="x"} 1.0' in generate_metrics(registry)
+
+
+def test_a_counter_keeps_its_series_name_in_every_format() -> None:
+    from test_protobuf_encoder import decode
+
+    registry = CollectorRegistry()
+    Counter("x", "X", unit="total", registry=registry).inc(5)
+    Counter("jobs", "J", registry=registry).inc(1)
+    text = generate_metrics(registry)
+    assert "x_total_total 5.0\n" in text and "jobs_total 1.0\n" in text
+    body, _ = render(
+        registry,
+        "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+    )
+    assert sorted(f.name for f in decode(body)) == ["jobs_total", "x_total_total"]
+
+
+def test_a_prometheus_client_family_keeps_its_unit() -> None:
+    from prometheus_client.core import GaugeMetricFamily
+
+    registry = CollectorRegistry()
+
+    class Temperatures(CustomCollector):
+        def collect(self) -> Iterator[Any]:
+            yield GaugeMetricFamily("temp_celsius", "Temperature", value=21.5, unit="celsius")
+
+    registry.register(Temperatures())
+    assert "# UNIT temp_celsius celsius\n" in generate_metrics(registry, openmetrics=True)

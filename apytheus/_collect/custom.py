@@ -154,10 +154,10 @@ def client_families(obj: Any, openmetrics: bool) -> list[MetricFamily] | None:
     that shape; `ValueError` / `TypeError` when names or values are invalid.
     The text format is prometheus_client's: labels sorted, ``_gcount`` and
     ``_gsum`` as gauges of their own (but no ``_created``, as for apytheus'
-    metrics). Sample timestamps and units are dropped (apytheus' encoders have
-    none), and so are exemplars without a timestamp or on a sample that
+    metrics). Sample timestamps are dropped (apytheus' encoders have none), and
+    so are exemplars without a timestamp or on a sample that
     OpenMetrics gives none (``_created``, say), and native histogram samples,
-    which neither text format can carry.
+    which neither text format can carry. A unit is kept when the name ends with it.
     """
     try:
         name, documentation, kind, raw = obj.name, obj.documentation, obj.type, obj.samples
@@ -186,8 +186,10 @@ def client_families(obj: Any, openmetrics: bool) -> list[MetricFamily] | None:
             samples.append(sample)
         elif suffix != "_created" or kind not in _CREATED_KINDS:
             moved.setdefault(suffix, []).append(sample)
+    unit = getattr(obj, "unit", "")
+    unit = unit if isinstance(unit, str) and name.endswith("_" + unit) else ""
     if openmetrics:
-        return [MetricFamily(name, documentation, kind, samples)]
+        return [MetricFamily(name, documentation, kind, samples, unit)]
     kind = {"gaugehistogram": "histogram"}.get(kind, kind)  # prometheus_client's text names
     families = [MetricFamily(name, documentation, kind, samples)]
     for suffix, found in sorted(moved.items()):

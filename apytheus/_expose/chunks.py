@@ -30,6 +30,7 @@ def classic_names(family: Family, name: str, escaping: str) -> bool:
         and is_legacy_metric_name(name)
         and all(map(is_legacy_label_name, family.label_names))
         and (family.kind != "stateset" or is_legacy_label_name(name))
+        and family.kind != "info"  # its keys are the series', not among the label names
     )
 
 

@@ -99,8 +99,10 @@ def choose_format(accept: str | None) -> tuple[bool, str]:
         DeprecationWarning,
         stacklevel=2,
     )
-    found = negotiate(accept, protobuf=False)
-    return found.kind == "openmetrics", found.content_type
+    found = negotiate(accept, protobuf=False)  # its callers write underscore-escaped text
+    if found.kind == "openmetrics":
+        return True, OPENMETRICS_CONTENT_TYPE
+    return False, PROMETHEUS_CONTENT_TYPE
 
 
 def query_names(query: str) -> list[str] | None:

@@ -38,11 +38,11 @@ _VALUES_KEPT: Final = 1000  # values of one label name an Encoder remembers
 def exposed_name(kind: str, name: str) -> str:
     """The protobuf family name (before escaping): the name Prometheus stores series under.
 
-    A counter is ``<name>_total`` (Prometheus takes the family name as the
-    series name; a name ending in ``_total`` already keeps it), an info ``<name>_info``.
+    A counter is ``<name>_total``, the name of its sample in the text formats
+    (Prometheus takes the family name as the series name), an info ``<name>_info``.
     """
     if kind == "counter":
-        return name if name.endswith("_total") else name + "_total"
+        return name + "_total"
     if kind == "info":
         return name + "_info"
     return name

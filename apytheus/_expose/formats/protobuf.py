@@ -48,7 +48,17 @@ Texts = list[str | None]  # each row's label text (None: irregular, see `_series
 
 
 def exposed_name(fam: MetricFamily) -> str:
-    """The protobuf family name (before escaping): the name Prometheus stores series under."""
+    """The protobuf family name (before escaping): the name Prometheus stores series under.
+
+    A counter's is the name of its value sample, as the text formats show it
+    (``<name>_total`` for apytheus' own; a custom collector may have named it
+    otherwise), so a series keeps its name whichever format Prometheus asks for.
+    """
+    if fam.type == "counter":
+        created = fam.name + "_created"
+        for s in fam.samples:
+            if s.name != created:
+                return s.name
     return pm.exposed_name(fam.type, fam.name)
 
 
@@ -150,7 +160,7 @@ def _series(fam: MetricFamily, rows: Callable[[MetricFamily, Texts], Iterator[Ro
 def _counter_rows(fam: MetricFamily, texts: Texts) -> Iterator[Row]:
     """Each series' [label pairs, value, exemplar, created], as its samples come."""
     name = exposed_name(fam)
-    created_name = name[:-6] + "_created"
+    created_name = fam.name + "_created"
     row: Row = [None]
     current: object = None
     for sname, labels, v, ex, _ in fam.samples:
