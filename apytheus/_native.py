@@ -16,9 +16,11 @@ bucket as ``ZERO``. Indices stay far inside ``±2**30`` (schema 8 reaches about
 
 from __future__ import annotations
 
+import functools
 import math
 from bisect import bisect_left
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Final, NamedTuple
 
 MIN_SCHEMA: Final = -4
@@ -31,18 +33,47 @@ _SPLIT: Final = 1 << 31  # keys at or above (minus NEGATIVE) are negative bucket
 def pick_schema(factor: float) -> int:
     """The coarsest schema in [-4, 8] whose growth ``2**(2**-schema)`` is at most ``factor``.
 
-    As client_golang's ``pickSchema``: 1.1 gives 3, 2 gives 0, 1.01 gives 7.
+    As client_golang's ``pickSchema`` (1.1 gives 3, 2 gives 0, 1.01 gives 7), but
+    decided exactly: ``log2(log2(factor))`` rounds wrong just below 16, 256 and 65536.
+    A factor below schema 8's growth gets 8; an infinite one -4.
     """
     if not factor > 1:
         raise ValueError(f"native_bucket_factor must be above 1, got {factor!r}")
-    floor = math.floor(math.log2(math.log2(factor)))
-    return MAX_SCHEMA if floor <= -MAX_SCHEMA else MIN_SCHEMA if floor >= 4 else -floor
+    if factor == math.inf:
+        return MIN_SCHEMA
+    exact = Fraction(factor)
+    for schema in range(MIN_SCHEMA, MAX_SCHEMA):
+        # growth <= factor, in integers: 2**(2**-s) <= f  <=>  2 <= f**(2**s)
+        if (exact ** (1 << schema) >= 2) if schema >= 0 else exact >= 2 ** (1 << -schema):
+            return schema
+    return MAX_SCHEMA
 
 
+@functools.cache
 def bounds_table(schema: int) -> tuple[float, ...]:
-    """The ``2**schema`` bucket bounds within ``[0.5, 1)`` of a schema above 0."""
+    """The ``2**schema`` bucket bounds within ``[0.5, 1)`` of a schema above 0.
+
+    Each is the largest float at or below the true bound ``2**(j / 2**schema) / 2``
+    (decided exactly), so that bisecting a value's fraction finds the bucket the
+    spec defines for every float: a bound rounded up would keep the float equal
+    to it, which lies above the true bound, in the bucket below. (client_golang's
+    table, built by repeated multiplication, is off by a few floats here and there.)
+    """
     n = 1 << schema
-    return tuple(math.ldexp(2.0 ** (j / n), -1) for j in range(n))
+    table = []
+    for j in range(n):
+        bound = math.ldexp(2.0 ** (j / n), -1)
+        while not _at_most(bound, j, n):  # rounded up: step down
+            bound = math.nextafter(bound, 0.0)
+        while _at_most(above := math.nextafter(bound, 1.0), j, n):  # not the largest yet
+            bound = above
+        table.append(bound)
+    return tuple(table)
+
+
+def _at_most(x: float, j: int, n: int) -> bool:
+    """Whether ``x <= 2**(j/n) / 2``, exactly: ``(2x)**n <= 2**j``."""
+    return bool((2 * Fraction(x)) ** n <= 2**j)
 
 
 class Layout(NamedTuple):
@@ -58,6 +89,8 @@ def layout(factor: object, max_buckets: object, zero_threshold: object) -> Layou
     """A checked `Layout` (clear errors for a factor ≤ 1, a limit < 1, a negative threshold)."""
     if isinstance(factor, bool) or not isinstance(factor, (int, float)):
         raise TypeError(f"native_bucket_factor must be a number, not {type(factor).__name__}")
+    if isinstance(factor, int) and factor > 2**1023:
+        factor = math.inf  # more than a float holds: the coarsest schema, as for inf
     if isinstance(max_buckets, bool) or not isinstance(max_buckets, int) or max_buckets < 1:
         raise ValueError(f"native_max_buckets must be a whole number ≥ 1, got {max_buckets!r}")
     if isinstance(zero_threshold, bool) or not isinstance(zero_threshold, (int, float)):
