@@ -7,9 +7,11 @@ Prometheus 2.42 as started by default negotiates OpenMetrics; started with
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -107,10 +109,15 @@ class InstantSample(TypedDict):
     value: list[float | str]  # [unix time, "the value"]
 
 
-def query(prometheus: str, promql: str) -> list[InstantSample]:
+def instant_result(prometheus: str, promql: str) -> Any:
+    """The ``result`` of an instant query (its JSON, as Prometheus' HTTP API gives it)."""
     response = httpx.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=5)
     response.raise_for_status()
-    result: list[InstantSample] = response.json()["data"]["result"]
+    return response.json()["data"]["result"]
+
+
+def query(prometheus: str, promql: str) -> list[InstantSample]:
+    result: list[InstantSample] = instant_result(prometheus, promql)
     return result
 
 
@@ -372,3 +379,99 @@ def check_protobuf_was_read(prometheus: NativePrometheus, app_port: int) -> None
     targets = httpx.get(f"{prometheus.url}/api/v1/targets", timeout=5).json()["data"]
     shop = [t for t in targets["activeTargets"] if t["labels"]["job"] == "shop"]
     assert [(t["health"], t["lastError"]) for t in shop] == [("up", "")]
+
+
+# --------------------------------------------------------------------------- native
+# Job durations the client reports to `POST /jobs`, log-uniform from 1 ms to 10 s
+# (seeded). An odd number, so that the median is one of them: the bucket where
+# `histogram_quantile(0.5, ...)` interpolates (rank 0.5 * 401 = 200.5) is the one that
+# holds the 201st value, the true median.
+_jobs = random.Random(20240607)
+JOB_SECONDS = [10 ** _jobs.uniform(-3, 1) for _ in range(401)]
+SCHEMA_3_GROWTH = 2 ** (1 / 8)  # `native_bucket_factor=1.1` picks schema 3
+
+
+class NativeHistogram(TypedDict):
+    """A native histogram as Prometheus' HTTP API gives it (numbers as strings)."""
+
+    count: str
+    sum: str
+    # [boundary rule, lower, upper, count]; rule 0 is (lower, upper]; empty buckets left out
+    buckets: list[tuple[int, str, str, str]]
+
+
+class HistogramSample(TypedDict):
+    """One sample of an instant query's result whose value is a native histogram."""
+
+    metric: dict[str, str]
+    histogram: tuple[float, NativeHistogram]  # [unix time, the histogram]
+
+
+def query_histogram(prometheus: str, promql: str) -> NativeHistogram:
+    """The one native histogram ``promql`` gives: a ``histogram`` field, no ``value``."""
+    found: list[HistogramSample] = instant_result(prometheus, promql)
+    assert len(found) == 1, (promql, found)
+    assert "value" not in found[0], f"{promql} is not a native histogram: {found[0]}"
+    return found[0]["histogram"][1]
+
+
+async def test_prometheus_native_histogram_of_four_workers_counts_exactly_and_finds_the_median(
+    app_port: int, native_prometheus: NativePrometheus
+) -> None:
+    """Known durations sent to the 4 workers: Prometheus (native histograms on) has them as
+    one native histogram of schema 3 whose count and buckets are exact, whose sum is
+    their sum, and whose median estimate lies in the bucket of the true median."""
+    prometheus = native_prometheus.url
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app_port}", timeout=30) as client:
+
+        async def report(chunk: list[float]) -> None:
+            for seconds in chunk:
+                response = await client.post("/jobs", params={"seconds": seconds})
+                assert response.status_code == 200
+                assert response.json() == {"seconds": seconds}  # the value, to the last bit
+
+        async with anyio.create_task_group() as tg:  # 20 connections, over the 4 workers
+            for i in range(20):
+                tg.start_soon(report, JOB_SECONDS[i::20])
+
+    jobs = len(JOB_SECONDS)
+    await settle(
+        prometheus,
+        {
+            "histogram_count(sum(job_duration_seconds))": jobs,
+            'sum(http_request_duration_seconds_count{route="/jobs"})': jobs,
+        },
+    )
+    # The series is the histogram: no `_count`, `_sum` or `_bucket` series beside it.
+    assert not query(prometheus, '{__name__=~"job_duration_seconds_.+"}')
+    histogram = query_histogram(prometheus, "sum(job_duration_seconds)")
+    assert float(histogram["count"]) == jobs
+
+    # Schema 3, and every bucket holds exactly the values sent that fall in it.
+    buckets = [
+        (float(lower), float(upper), float(n)) for _, lower, upper, n in histogram["buckets"]
+    ]
+    assert {rule for rule, *_ in histogram["buckets"]} == {0}  # all (lower, upper]
+    for lower, upper, n in buckets:
+        assert upper / lower == pytest.approx(SCHEMA_3_GROWTH, rel=1e-12), (lower, upper)
+        assert math.log2(upper) * 8 == pytest.approx(round(math.log2(upper) * 8), abs=1e-9)
+        assert n == sum(1 for s in JOB_SECONDS if lower < s <= upper), (lower, upper)
+    assert sum(n for *_, n in buckets) == jobs
+
+    total = math.fsum(JOB_SECONDS)
+    assert float(histogram["sum"]) == pytest.approx(total, rel=1e-9)
+    histogram_sum = scalar(prometheus, "histogram_sum(sum(job_duration_seconds))")
+    assert histogram_sum == pytest.approx(total, rel=1e-9)
+
+    median = statistics.median(JOB_SECONDS)
+    estimate = scalar(prometheus, "histogram_quantile(0.5, sum(job_duration_seconds))")
+    assert estimate is not None
+    [(lower, upper)] = [(lo, up) for lo, up, _ in buckets if lo < median <= up]
+    width = upper - lower
+    assert lower < estimate <= upper, (estimate, median, lower, upper)
+    assert abs(estimate - median) <= width, (estimate, median, width)
+    print(
+        f"\nPrometheus: count {histogram['count']}, sum {histogram_sum!r} (sent {total!r});"
+        f" median estimate {estimate!r}, true median {median!r},"
+        f" bucket ({lower!r}, {upper!r}] of width {width!r}"
+    )
