@@ -196,14 +196,17 @@ class LabelSet:
     """The labels of one series, in canonical order, with their text rendered once.
 
     Rendering at creation means that exposition of a series is a string
-    concatenation, whatever its labels contain.
+    concatenation, whatever its labels contain. The protobuf encoder keeps its
+    encoding of the pairs (names escaped with underscores, as every Prometheus
+    that asks for protobuf wants them) in ``encoded`` the first time it needs it.
     """
 
-    __slots__ = ("pairs", "text")
+    __slots__ = ("encoded", "pairs", "text")
 
     def __init__(self, pairs: LabelPairs) -> None:
         self.pairs: Final = pairs
         self.text: Final = render_pairs(pairs)
+        self.encoded: bytes | None = None
 
     def as_dict(self) -> dict[str, str]:
         """The labels as a new dict."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from ..._names import ALLOW_UTF8, ESCAPINGS, escape_label_name, escape_metric_name
+from ..._labels import LabelSet
+from ..._names import ALLOW_UTF8, ESCAPINGS, UNDERSCORES, escape_label_name, escape_metric_name
 from ..._samples import Exemplar
 from ._protowire import INF_BOUND, NAN_SUM, UINT64_END, V1, field, pack_double, size, varint
 from ._protowire import count as count_field
@@ -101,6 +102,20 @@ class Encoder:
         """A label name, escaped, met for the first time."""
         escaped = name if self.escaping == ALLOW_UTF8 else escape_label_name(name, self.escaping)
         found = self.names[name] = _Label(field(b"\x0a", escaped.encode()) + b"\x12")
+        return found
+
+    def series_labels(self, labels: LabelSet) -> bytes:
+        """A series' label pairs as Metric.label fields, kept on its `LabelSet` (underscores).
+
+        Encoded once per series, like the text formats' label text: a scrape in
+        protobuf then costs what one in text does (the other escapings, rare in
+        protobuf, are encoded at every scrape).
+        """
+        if self.escaping != UNDERSCORES:
+            return self.labels(labels.pairs)
+        found = labels.encoded
+        if found is None:
+            found = labels.encoded = self.labels(labels.pairs)
         return found
 
     def labels(self, pairs: LabelPairs) -> bytes:

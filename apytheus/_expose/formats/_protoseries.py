@@ -57,7 +57,7 @@ def _scalars(enc: pm.Encoder, name: str, counter: bool, chunk: Chunk) -> list[by
     when it changes.
     """
     out: list[bytes] = []
-    labels_of = enc.labels
+    labels_of = enc.series_labels
     second = -1.0
     high = -1  # nanos >> 21: the last byte of Timestamp.nanos
     before = after = rest = b""  # the shared parts, around the value and first bytes
@@ -68,7 +68,7 @@ def _scalars(enc: pm.Encoder, name: str, counter: bool, chunk: Chunk) -> list[by
         except Exception:  # a gauge's set_function failed: leave that series out
             log.exception("apytheus: the function of %s{%s} failed", name, s.labels.text)
             continue
-        labels = labels_of(s.labels.pairs)
+        labels = labels_of(s.labels)
         if not counter:
             n = len(labels) + 11
             if n < 0x80:
