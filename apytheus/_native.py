@@ -85,6 +85,44 @@ class Layout(NamedTuple):
     table: tuple[float, ...]  # `bounds_table(schema)`, or () for a schema of 0 or less
 
 
+class Fast(NamedTuple):
+    """What the record path needs to find most values' bucket with one bisection.
+
+    ``bounds`` are the upper bounds of the buckets between ``2**-32`` and ``2**32``
+    (the first is bucket ``offset``'s); a positive value in ``(low, high]`` is in
+    bucket ``bisect_left(bounds, value) + offset``, the same as `bucket_index`
+    finds, since the bounds are the table's scaled by powers of two. Anything
+    else (negative, zero-ish, huge, NaN) takes `bucket_key`.
+    """
+
+    low: float
+    high: float
+    bounds: tuple[float, ...]
+    offset: int
+    layout: Layout
+
+
+_FAST_RANGE: Final = 32  # the fast path's bounds span 2**-32 to 2**32
+
+
+@functools.cache
+def _fast_bounds(schema: int) -> tuple[tuple[float, ...], int]:
+    if schema > 0:
+        table, n = bounds_table(schema), 1 << schema
+        first = -_FAST_RANGE * n  # bucket index of the bound 2**-32
+        found = [math.ldexp(table[i % n], i // n + 1) for i in range(first, _FAST_RANGE * n + 1)]
+        return tuple(found), first
+    width = 1 << -schema  # powers of two per bucket
+    first = -_FAST_RANGE // width
+    return tuple(math.ldexp(1.0, i * width) for i in range(first, _FAST_RANGE // width + 1)), first
+
+
+def fast(lay: Layout) -> Fast:
+    """The record path's view of ``lay`` (see `Fast`)."""
+    bounds, offset = _fast_bounds(lay.schema)
+    return Fast(max(bounds[0], lay.zero_threshold), bounds[-1], bounds, offset, lay)
+
+
 def layout(factor: object, max_buckets: object, zero_threshold: object) -> Layout:
     """A checked `Layout` (clear errors for a factor ≤ 1, a limit < 1, a negative threshold)."""
     if isinstance(factor, bool) or not isinstance(factor, (int, float)):

@@ -6,6 +6,15 @@ text exposition of a large registry (ms per exposition) for the three
 libraries, plus two library-free reference rows, and prints one table with the
 apytheus/prometheus_client and apytheus/pytheus ratios next to the targets.
 
+A second table times apytheus' native histograms (``native_bucket_factor=1.1``,
+with the default classic buckets kept, and native only with ``buckets=()``).
+prometheus_client and pytheus cannot record native histograms (prometheus_client
+has a sample type for them, for custom collectors, but its ``Histogram`` keeps
+classic buckets only; pytheus has none), so those rows are apytheus only, and
+their ratios are against the classic ``observe()`` row with the same observed
+values: against apytheus' (target ≤ 2×) and prometheus_client's (target < 1×),
+paired by round like the others.
+
 Method:
 
 * Recording calls are timed with :mod:`timeit` (garbage collector off during a
@@ -14,8 +23,14 @@ Method:
   harness's attribute lookups. ``N`` (calls per repeat) is calibrated per cell
   so that one repeat lasts about ``--target-s`` seconds; calibration also warms
   up. The reported value is the median over the repeats of (repeat time / N).
+* The ``observe(v)`` rows observe 16 values from 0.13 ms to 23 s (across the
+  default buckets and beyond both ends, so across native buckets too), in a
+  fixed shuffled order: the statement is the 16 calls written out with the
+  values as constants, as ``observe(0.3)`` has its constant, and the time per
+  call is the loop's time divided by 16 N (no iterator in the timed loop).
 * Repeats are interleaved: each round times every library once, in a rotating
-  order, so that slow phases of a shared machine hit all columns alike.
+  order, so that slow phases of a shared machine hit all columns alike. The
+  native rows are timed in the same rounds, right after the classic ones.
 * Expositions are timed with ``time.perf_counter`` around one real call, with
   the garbage collector on (an exposition allocates tens of thousands of
   objects, and that cost is part of it) and ``gc.collect()`` run before each
@@ -64,6 +79,12 @@ COUNTER_SERIES = 10_000
 # apytheus' and pytheus' default buckets (prometheus_client's default adds 0.075, 0.75 and 7.5)
 SAME_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 HISTOGRAM_SERIES = 1_000
+NATIVE_FACTOR = 1.1
+# observed by the ``observe(v)`` rows, in this order: latencies in seconds across magnitudes
+MIXED_VALUES: tuple[float, ...] = (
+    0.043, 1.6, 0.00071, 0.21, 7.9, 0.0063, 0.12, 0.019,
+    23.0, 0.0024, 0.77, 0.068, 0.00013, 3.4, 0.011, 0.43,
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- adapters
@@ -78,6 +99,8 @@ class Lib:
     histogram: Callable[..., Any]
     expose: Callable[[Any], Any]
     version: str
+    # (name, registry, native_only) -> a native histogram; None: the library has none
+    native_histogram: Callable[..., Any] | None = None
 
 
 def _apytheus() -> Lib:
@@ -97,6 +120,12 @@ def _apytheus() -> Lib:
             name, "bench", required_labels=list(labels), registry=registry, **extra
         )
 
+    def native_histogram(name: str, registry: Any, native_only: bool) -> Any:
+        extra: dict[str, Any] = {"buckets": ()} if native_only else {}
+        return apytheus.Histogram(
+            name, "bench", registry=registry, native_bucket_factor=NATIVE_FACTOR, **extra
+        )
+
     return Lib(
         "apytheus",
         apytheus.CollectorRegistry,
@@ -105,6 +134,7 @@ def _apytheus() -> Lib:
         histogram,
         apytheus.generate_metrics,
         apytheus.__version__,
+        native_histogram,
     )
 
 
@@ -179,6 +209,9 @@ class Row:
     unit: str  # "ns" (per call) or "ms" (per exposition)
     targets: dict[str, float] = field(default_factory=dict)  # library -> max ratio
     reference: bool = False
+    # apytheus only: its ratios are against this row's libraries (a classic observe row)
+    baseline: Row | None = None
+    below: frozenset[str] = frozenset()  # targets that are strict (ratio < limit)
     samples: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -189,22 +222,32 @@ class Row:
     def ratio(self, other: str, lib: str = "apytheus") -> float | None:
         """Median of the per-round ratios lib/other (paired: same round, same machine state).
 
-        Falls back to the ratio of the medians if the rounds do not pair up.
+        ``other`` is read from the baseline row if there is one. Falls back to the
+        ratio of the medians if the rounds do not pair up.
         """
-        mine, theirs = self.median(lib), self.median(other)
+        base = self.baseline or self
+        mine, theirs = self.median(lib), base.median(other)
         if mine is None or theirs is None or theirs == 0:
             return None
-        a, b = self.samples[lib], self.samples[other]
+        a, b = self.samples[lib], base.samples[other]
         if len(a) == len(b) and all(b):
             return statistics.median(x / y for x, y in zip(a, b, strict=True))
         return mine / theirs
+
+    def bound(self, lib: str) -> str:
+        """The target against ``lib`` as shown: ``≤ 0.5``, or ``< 1`` for a strict one."""
+        return f"{'<' if lib in self.below else '≤'} {self.targets[lib]:g}"
 
     def verdicts(self) -> list[tuple[str, float, float | None, bool | None]]:
         """(library, max ratio, measured ratio, met?) for each target of the row."""
         out: list[tuple[str, float, float | None, bool | None]] = []
         for lib, limit in self.targets.items():
             ratio = self.ratio(lib)
-            out.append((lib, limit, ratio, None if ratio is None else ratio <= limit))
+            if ratio is None:
+                met = None
+            else:
+                met = ratio < limit if lib in self.below else ratio <= limit
+            out.append((lib, limit, ratio, met))
         return out
 
 
@@ -225,6 +268,7 @@ class Cell:
 
     timer: timeit.Timer
     number: int = 1
+    calls: int = 1  # calls of the measured method per statement
 
 
 def _calibrate(timer: timeit.Timer, target_s: float) -> int:
@@ -240,26 +284,55 @@ def _calibrate(timer: timeit.Timer, target_s: float) -> int:
             return max(number + 1, math.ceil(number * target_s / elapsed * 1.05))
 
 
-def _micro_cells(lib: Lib) -> dict[str, tuple[str, str, dict[str, Any]]]:
-    """(stmt, setup, globals) per operation, for one library."""
+MIXED_STMT = "\n".join(f"observe({value!r})" for value in MIXED_VALUES)
+MICRO_KEYS: tuple[str, ...] = ("inc", "child_inc", "labels_inc", "observe", "observe_mixed", "set")
+NATIVE_KEYS: tuple[str, ...] = (
+    "native_observe",
+    "native_only_observe",
+    "native_observe_mixed",
+    "native_only_observe_mixed",
+)
+
+
+def _micro_cells(lib: Lib) -> dict[str, tuple[str, str, dict[str, Any], int]]:
+    """(stmt, setup, globals, calls per stmt) per operation, for one library."""
     counter = lib.counter("bench_requests_total", (), lib.registry())
     labeled = lib.counter("bench_labeled_total", ("method", "route"), lib.registry())
     child = labeled.labels(method="GET", route="/x")
     histogram = lib.histogram("bench_latency_seconds", (), lib.registry())
+    mixed = lib.histogram("bench_mixed_seconds", (), lib.registry())
     gauge = lib.gauge("bench_queue", (), lib.registry())
-    return {
-        "inc": ("inc()", "inc = _m.inc", {"_m": counter}),
-        "child_inc": ("inc()", "inc = _m.inc", {"_m": child}),
+    n = len(MIXED_VALUES)
+    cells = {
+        "inc": ("inc()", "inc = _m.inc", {"_m": counter}, 1),
+        "child_inc": ("inc()", "inc = _m.inc", {"_m": child}, 1),
         "labels_inc": (
             'labels(method="GET", route="/x").inc()',
             "labels = _m.labels",
             {"_m": labeled},
+            1,
         ),
-        "observe": ("observe(0.3)", "observe = _m.observe", {"_m": histogram}),
-        "set": ("set_(42.5)", "set_ = _m.set", {"_m": gauge}),
-        "ref_lock": ("with lock:\n    x += 1", "lock = _lock; x = 0", {"_lock": threading.Lock()}),
-        "ref_dict": ("d[k] += 1", "d = {'k': 0}; k = 'k'", {}),
+        "observe": ("observe(0.3)", "observe = _m.observe", {"_m": histogram}, 1),
+        "observe_mixed": (MIXED_STMT, "observe = _m.observe", {"_m": mixed}, n),
+        "set": ("set_(42.5)", "set_ = _m.set", {"_m": gauge}, 1),
+        "ref_lock": (
+            "with lock:\n    x += 1",
+            "lock = _lock; x = 0",
+            {"_lock": threading.Lock()},
+            1,
+        ),
+        "ref_dict": ("d[k] += 1", "d = {'k': 0}; k = 'k'", {}, 1),
     }
+    if lib.native_histogram is not None:  # a histogram per row: each has its own buckets
+        for key, native_only, stmt, calls in (
+            ("native_observe", False, "observe(0.3)", 1),
+            ("native_only_observe", True, "observe(0.3)", 1),
+            ("native_observe_mixed", False, MIXED_STMT, n),
+            ("native_only_observe_mixed", True, MIXED_STMT, n),
+        ):
+            metric = lib.native_histogram(f"bench_{key}_seconds", lib.registry(), native_only)
+            cells[key] = (stmt, "observe = _m.observe", {"_m": metric}, calls)
+    return cells
 
 
 def run_micro(libs: Sequence[Lib], rows: dict[str, Row], repeats: int, target_s: float) -> None:
@@ -268,16 +341,18 @@ def run_micro(libs: Sequence[Lib], rows: dict[str, Row], repeats: int, target_s:
         try:
             specs = _micro_cells(lib)
         except Exception:
-            for key in ("inc", "child_inc", "labels_inc", "observe", "set"):
+            keys = MICRO_KEYS + (NATIVE_KEYS if lib.native_histogram else ())
+            for key in keys:
                 _error(rows[key], lib.name, "building the benchmark metrics")
             continue
-        for key, (stmt, setup, globs) in specs.items():
+        for key, (stmt, setup, globs, calls) in specs.items():
             timer = timeit.Timer(stmt, setup, globals=globs)
             try:
-                _log(f"calibrating {key:<11} {lib.name}")
-                cells[key, lib.name] = Cell(timer, _calibrate(timer, target_s))
+                _log(f"calibrating {key:<25} {lib.name}")
+                cells[key, lib.name] = Cell(timer, _calibrate(timer, target_s), calls)
             except Exception:
-                _error(rows[key], lib.name, f"{stmt}  (setup: {setup})")
+                shown = stmt if calls == 1 else f"{stmt.splitlines()[0]} … ({calls} calls)"
+                _error(rows[key], lib.name, f"{shown}  (setup: {setup})")
 
     names = [lib.name for lib in libs]
     for rnd in range(repeats):
@@ -296,7 +371,7 @@ def run_micro(libs: Sequence[Lib], rows: dict[str, Row], repeats: int, target_s:
                     _error(row, name, f"{key}: timed loop")
                     cells.pop((key, name))
                     continue
-                row.samples.setdefault(name, []).append(elapsed / cell.number)
+                row.samples.setdefault(name, []).append(elapsed / (cell.number * cell.calls))
 
 
 # --------------------------------------------------------------------------- exposition
@@ -393,6 +468,11 @@ def _rows() -> dict[str, Row]:
             {"prometheus_client": 0.5},
         ),
         Row("observe", "`Histogram.observe(0.3)`", "ns", {"prometheus_client": 0.5}),
+        Row(
+            "observe_mixed",
+            f"`Histogram.observe(v)`, {len(MIXED_VALUES)} values from 0.13 ms to 23 s",
+            "ns",
+        ),
         Row("set", "`Gauge.set(42.5)`", "ns", {"prometheus_client": 0.6}),
         Row("ref_lock", "reference: `with lock: x += 1`", "ns", reference=True),
         Row("ref_dict", "reference: `d[k] += 1`", "ns", reference=True),
@@ -413,7 +493,24 @@ def _rows() -> dict[str, Row]:
             "ms",
         ),
     ]
-    return {row.key: row for row in rows}
+    # the native rows (apytheus only), each right after its classic row: timed next to it
+    native = {"apytheus": 2.0, "prometheus_client": 1.0}
+    strict = frozenset({"prometheus_client"})
+    f = f"native_bucket_factor={NATIVE_FACTOR}"
+    mixed = f"{len(MIXED_VALUES)} values"
+    by_key: dict[str, Row] = {}
+    for row in rows:
+        by_key[row.key] = row
+        if row.key not in ("observe", "observe_mixed"):
+            continue
+        stmt = "observe(0.3)`" if row.key == "observe" else f"observe(v)`, {mixed}"
+        tail = "" if row.key == "observe" else "_mixed"
+        for key, title in (
+            (f"native_observe{tail}", f"`Histogram({f}).{stmt}"),
+            (f"native_only_observe{tail}", f"`Histogram(buckets=(), {f}).{stmt}"),
+        ):
+            by_key[key] = Row(key, title, "ns", dict(native), baseline=row, below=strict)
+    return by_key
 
 
 def _fmt_value(row: Row, lib: str) -> str:
@@ -428,8 +525,7 @@ def _fmt_value(row: Row, lib: str) -> str:
 def _fmt_ratio(row: Row, lib: str) -> str:
     ratio = row.ratio(lib)
     text = "-" if ratio is None else f"{ratio:.2f}"
-    limit = row.targets.get(lib)
-    return text if limit is None else f"{text} (≤ {limit:g})"
+    return text if lib not in row.targets else f"{text} ({row.bound(lib)})"
 
 
 def _fmt_verdict(row: Row) -> str:
@@ -441,8 +537,16 @@ def _fmt_verdict(row: Row) -> str:
     parts = []
     for lib, _limit, _ratio, met in verdicts:
         word = "n/a (error)" if met is None else ("met" if met else "NOT met")
-        parts.append(f"{word} vs {SHORT[lib]}" if len(verdicts) > 1 else word)
+        name = f"{SHORT[lib]} classic" if row.baseline else SHORT[lib]
+        parts.append(f"{word} vs {name}" if len(verdicts) > 1 else word)
     return ", ".join(parts)
+
+
+def _ratio_name(row: Row, lib: str) -> str:
+    """``apytheus/p_c``, or ``apytheus native/p_c classic`` for a row with a baseline."""
+    if row.baseline is None:
+        return f"apytheus/{SHORT[lib]}"
+    return f"apytheus native/{SHORT[lib]} classic"
 
 
 def table(rows: dict[str, Row]) -> tuple[list[str], list[list[str]]]:
@@ -456,6 +560,34 @@ def table(rows: dict[str, Row]) -> tuple[list[str], list[list[str]]]:
             _fmt_verdict(row),
         ]
         for row in rows.values()
+        if row.baseline is None
+    ]
+    return header, body
+
+
+def native_table(rows: dict[str, Row]) -> tuple[list[str], list[list[str]]]:
+    """The native rows (apytheus only), against the classic row with the same values."""
+    header = [
+        "operation (apytheus only)",
+        "apytheus",
+        "classic: apytheus",
+        "classic: prometheus_client",
+        "native/apytheus classic (target)",
+        "native/p_c classic (target)",
+        "target",
+    ]
+    body = [
+        [
+            row.title,
+            _fmt_value(row, "apytheus"),
+            _fmt_value(row.baseline, "apytheus"),
+            _fmt_value(row.baseline, "prometheus_client"),
+            _fmt_ratio(row, "apytheus"),
+            _fmt_ratio(row, "prometheus_client"),
+            _fmt_verdict(row),
+        ]
+        for row in rows.values()
+        if row.baseline is not None
     ]
     return header, body
 
@@ -528,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
 
     header, body = table(rows)
+    native_header, native_body = native_table(rows)
     versions = ", ".join(f"{lib.name} {lib.version}" for lib in libs)
     meta = [
         f"date: {start_date} (start of the run)",
@@ -539,15 +672,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"mode: {'quick' if args.quick else 'full'}, {repeats} repeats per cell, "
         f"~{target_s:g} s per timed loop; values are medians; run took {elapsed:.0f} s",
         *notes,
+        f"native rows: apytheus only (prometheus_client and pytheus record no native "
+        f"histograms); ratios against the classic row with the same values; "
+        f"observe(v) cycles {', '.join(map(repr, MIXED_VALUES))}",
     ]
     summary = []
-    for row in rows.values():
-        for lib, limit, ratio, met in row.verdicts():
+    for row in sorted(rows.values(), key=lambda row: row.baseline is not None):  # native last
+        for lib, _limit, ratio, met in row.verdicts():
             shown = "n/a" if ratio is None else f"{ratio:.2f}"
             word = "n/a (error)" if met is None else ("met" if met else "NOT met")
             summary.append(
-                f"{row.title.replace('`', '')}: apytheus/{SHORT[lib]} = {shown} "
-                f"(target ≤ {limit:g}) -> {word}"
+                f"{row.title.replace('`', '')}: {_ratio_name(row, lib)} = {shown} "
+                f"(target {row.bound(lib)}) -> {word}"
             )
     errors = [
         f"{lib} {row.key}: {text}" for row in rows.values() for lib, text in row.errors.items()
@@ -558,6 +694,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(render_markdown(header, body))
         print()
+        print(render_markdown(native_header, native_body))
+        print()
         print("\n".join(f"- {s}" for s in summary))
         if errors:
             print("\nErrors:\n\n```\n" + "\n".join(errors) + "\n```")
@@ -565,6 +703,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(meta))
         print()
         print(render_text(header, body))
+        print()
+        print(render_text(native_header, native_body))
         print()
         print("\n".join(summary))
         if errors:

@@ -186,3 +186,30 @@ async def test_the_middleware_records_request_durations_as_native_histograms(onl
         sum(c for _, c in counts(hist.positive_span, hist.positive_delta)) + hist.zero_count == 25
     )
     assert (len(hist.bucket) == 0) is only
+
+
+@pytest.mark.parametrize("factor", [1e6, 20, 4, 2, 1.5, 1.2, 1.1, 1.05, 1.02, 1.01, 1.001, 1.0001])
+def test_the_record_path_finds_the_bucket_bucket_key_gives(factor: float) -> None:
+    """observe() bisects one table for most values: the same bucket as the spec's math."""
+    import random
+
+    from apytheus._native import fast
+
+    registry = CollectorRegistry()
+    h = Histogram("h", "H", buckets=(), native_bucket_factor=factor, registry=registry)
+    native = h._family.native
+    assert native is not None
+    table = fast(native)
+    rng = random.Random(factor)
+    values = [2.0 ** rng.uniform(-40, 40) * rng.choice((1, -1)) for _ in range(2000)]
+    edges = [table.bounds[i] for i in range(0, len(table.bounds), max(1, len(table.bounds) // 300))]
+    for b in [*edges, table.low, table.high, native.zero_threshold, 1.0, 2.0**-32, 2.0**32]:
+        values += [b, math.nextafter(b, 0), math.nextafter(b, math.inf)]
+    values += [0.0, -0.0, math.inf, -math.inf, 5e-324, 1.7976931348623157e308]
+    expected: dict[int, int] = {}
+    for v in values:
+        h.observe(v)
+        key = bucket_key(v, native)
+        assert key is not None
+        expected[key] = expected.get(key, 0) + 1
+    assert h._series.native_snapshot() == expected

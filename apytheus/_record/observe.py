@@ -9,7 +9,7 @@ from threading import get_ident
 from typing import Any, ClassVar, TypeVar, overload
 
 from .._labels import LabelPairs
-from .._native import NEGATIVE, ZERO, Layout, bucket_index
+from .._native import Fast, bucket_key, fast
 from .family import Family
 from .handle import Handle
 from .timers import Timer
@@ -23,12 +23,12 @@ class ObservedHandle(Handle):
 
     __slots__ = ("_bounds", "_native")
     _bounds: tuple[float, ...]
-    _native: Layout | None  # a native histogram's bucket layout
+    _native: Fast | None  # a native histogram's bucket layout, as the record path reads it
     _timed: ClassVar[str] = "observe"  # what time() hands the seconds to
 
     def _bind(self, family: Family, labels: dict[str, str], pairs: LabelPairs) -> None:
         self._bounds = family.bounds
-        self._native = family.native
+        self._native = None if family.native is None else fast(family.native)
         super()._bind(family, labels, pairs)
 
     def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
@@ -50,42 +50,46 @@ class ObservedHandle(Handle):
             or value != value
         ):
             value = number(value, "observed value")
-            if math.isnan(value) and self._native is None:
-                raise ValueError("observed value must not be NaN")
+            if math.isnan(value):
+                self._observe_nan()
+                return
         cells = self._cells
         tid = get_ident()
         try:
             cell = cells[tid]
         except KeyError:
             cell = cells.setdefault(tid, self._series.new_cell())
-        bounds = self._bounds
-        # NaN (native histograms only) counts in +Inf, as client_golang's search puts it
-        i = bisect_left(bounds, value) if value == value else len(bounds)
-        cell[i] += 1
+        cell[bisect_left(self._bounds, value)] += 1
         cell[-1] += value
+        series = self._series
         native = self._native
-        if native is not None:
-            self._observe_native(value, native, tid)
-        series = self._series  # after the write: a buffer reading it now sees it
-        if series.sink is not None:
+        if native is not None:  # its bucket too, in this thread's dict of counts by key
+            low, high, table, offset, layout = native
+            try:
+                buckets = series.native[tid]
+            except KeyError:
+                buckets = series.native.setdefault(tid, {})
+            if low < value <= high:  # one bisection finds most
+                key: int | None = bisect_left(table, value) + offset
+            else:
+                key = bucket_key(value, layout)  # None for NaN: in the count only
+            if key is not None:
+                try:
+                    buckets[key] += 1
+                except KeyError:
+                    buckets[key] = 1
+        if series.sink is not None:  # after the writes: a buffer reading it now sees them
             series.changed()
 
-    def _observe_native(self, value: float, native: Layout, tid: int) -> None:
-        """Count ``value`` in its native bucket too (this thread's dict of counts by key)."""
-        cells = self._series.native
-        buckets = cells.get(tid)
-        if buckets is None:
-            buckets = cells.setdefault(tid, {})
-        magnitude = -value if value < 0 else value
-        if magnitude <= native.zero_threshold:
-            key = ZERO
-        elif magnitude == magnitude:
-            key = bucket_index(magnitude, native.schema, native.table)
-            if value < 0:
-                key += NEGATIVE
-        else:
-            return  # NaN: in the count only
-        buckets[key] = buckets.get(key, 0) + 1
+    def _observe_nan(self) -> None:
+        """NaN: refused, but by a native histogram, which counts it in +Inf and its sum only."""
+        if self._native is None:
+            raise ValueError("observed value must not be NaN")
+        cells = self._cells
+        cell = cells.get(get_ident()) or cells.setdefault(get_ident(), self._series.new_cell())
+        cell[len(self._bounds)] += 1  # where client_golang's search puts NaN
+        cell[-1] += math.nan
+        self._series.changed()
 
     def _observe_with_exemplar(self, value: float, exemplar: Mapping[str, str]) -> None:
         """``observe`` with an exemplar: validate both, record, keep it on its bucket."""
