@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Redis backend benchmark: apytheus vs pytheus' Redis backend vs prometheus_client multiprocess.
 
-Three parts, measured side by side in one run, against redis-server processes
+Four parts, measured side by side in one run, against redis-server processes
 that this script starts (on free 127.0.0.1 ports, no persistence) and stops:
 
 1. **Record cost** (ns per call, medians): ``Counter.inc()``, a cached labeled
@@ -26,13 +26,23 @@ that this script starts (on free 127.0.0.1 ports, no persistence) and stops:
    removals are queued, so HKEYS / HDEL must stay at 0), the round trips
    (calls of redis-py's ``send_packed_command``: one per pipeline or command
    sent), and the memory the recording and the flush allocate (``tracemalloc``).
+4. **Native histogram scrape** (apytheus only; ms per scrape, medians): 8 worker
+   processes write 1,000 histogram series (label ``route``, each series written
+   by one worker, as in part 2's split row), each with the same 50 observations
+   (log-uniform between 1 ms and 10 s, seeded by the series) in three
+   histograms: classic (default buckets), native with the classic buckets kept
+   (``native_bucket_factor=1.1``) and native only (``buckets=()``). This process
+   then times ``apytheus.exposition.render(registry, accept)`` of each, in
+   protobuf and in text 0.0.4, and reports the Redis hash fields (HLEN of the
+   values hash), the bodies' sizes and the ratios native / classic.
 
 The script is not a test: it always exits 0 (targets are reported, not
 enforced). Run it from the repository root::
 
-    python benchmarks/bench_redis.py             # full run, about a minute
-    python benchmarks/bench_redis.py --quick     # smaller sizes, fewer repeats, ~25 s
-    python benchmarks/bench_redis.py --markdown  # the tables as Markdown
+    python benchmarks/bench_redis.py                 # full run, about a minute
+    python benchmarks/bench_redis.py --quick         # smaller sizes, fewer repeats, ~25 s
+    python benchmarks/bench_redis.py --markdown      # the tables as Markdown
+    python benchmarks/bench_redis.py --parts native  # only some parts (comma-separated)
 """
 
 from __future__ import annotations
@@ -46,11 +56,13 @@ import logging
 import math
 import os
 import platform
+import random
 import re
 import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -92,10 +104,12 @@ class Sizes:
     histogram_series: int
     agg_series: int
     agg_increments: tuple[int, ...]
+    native_series: int  # part 4: histogram series per variant
+    native_observations: int  # part 4: observations per series
 
 
-FULL = Sizes(False, 7, 0.2, 10_000, 1_000, 10_000, (100_000, 1_000_000))
-QUICK = Sizes(True, 3, 0.05, 2_000, 200, 10_000, (100_000, 1_000_000))
+FULL = Sizes(False, 7, 0.2, 10_000, 1_000, 10_000, (100_000, 1_000_000), 1_000, 50)
+QUICK = Sizes(True, 3, 0.05, 2_000, 200, 10_000, (100_000, 1_000_000), 200, 50)
 
 
 def _log(message: str) -> None:
@@ -332,6 +346,73 @@ def role_pytheus_worker(p: dict[str, Any]) -> dict[str, Any]:
     return {"record_s": elapsed, "total_s": elapsed, "flush_errors": 0}
 
 
+NATIVE_FACTOR = 1.1
+# part 4: (key, title, Histogram keyword arguments); the first is the baseline of the ratios
+NATIVE_VARIANTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("classic", "classic (default buckets)", {}),
+    (
+        "native",
+        f"native + classic buckets (`native_bucket_factor={NATIVE_FACTOR}`)",
+        {"native_bucket_factor": NATIVE_FACTOR},
+    ),
+    (
+        "native_only",
+        f"native only (`buckets=(), native_bucket_factor={NATIVE_FACTOR}`)",
+        {"buckets": (), "native_bucket_factor": NATIVE_FACTOR},
+    ),
+)
+
+
+def native_histograms(registry_for: Callable[[str], Any]) -> dict[str, Any]:
+    """Part 4's three histograms (label ``route``), each in the registry ``registry_for`` gives.
+
+    Their names differ only in one digit (``nh0_seconds`` …), so the bodies' sizes compare.
+    """
+    import apytheus
+
+    return {
+        key: apytheus.Histogram(
+            f"nh{index}_seconds",
+            "bench",
+            required_labels=["route"],
+            registry=registry_for(key),
+            **kwargs,
+        )
+        for index, (key, _, kwargs) in enumerate(NATIVE_VARIANTS)
+    }
+
+
+def native_values(series: int, count: int) -> list[float]:
+    """A series' observations: log-uniform in [1 ms, 10 s], seeded by the series' index."""
+    rng = random.Random(series)
+    return [10 ** rng.uniform(-3.0, 1.0) for _ in range(count)]
+
+
+def role_apytheus_native_worker(p: dict[str, Any]) -> dict[str, Any]:
+    """A part 4 worker (Redis backend from the environment): its share of the routes."""
+    import apytheus
+    from apytheus.backends import get_backend
+
+    backend: Any = get_backend()
+    if type(backend).__name__ != "RedisBackend":
+        raise RuntimeError(f"the environment did not select the Redis backend: {backend!r}")
+    registry = apytheus.CollectorRegistry()
+    histograms = list(native_histograms(lambda _key: registry).values())
+    start = time.perf_counter()
+    for i in _share(p["index"], p["workers"], p["native_series"], "split"):
+        children = [h.labels(route=f"/route/{i}") for h in histograms]
+        for value in native_values(i, p["native_observations"]):
+            for child in children:
+                child.observe(value)
+    recorded = time.perf_counter() - start
+    backend.close()  # the final flush (atexit would do the same)
+    return {
+        "record_s": recorded,
+        "total_s": time.perf_counter() - start,
+        "flush_errors": backend.flush_errors,
+    }
+
+
 def _check_pc_multiprocess() -> None:
     from prometheus_client import values
 
@@ -397,8 +478,11 @@ def role_pc_record(p: dict[str, Any]) -> dict[str, Any]:
     return {"samples": samples}
 
 
+PARTS = ("record", "scrape", "aggregation", "native")
+
 ROLES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "apytheus-worker": role_apytheus_worker,
+    "apytheus-native-worker": role_apytheus_native_worker,
     "pytheus-worker": role_pytheus_worker,
     "pc-worker": role_pc_worker,
     "pc-record": role_pc_record,
@@ -1198,6 +1282,271 @@ def run_aggregation(sizes: Sizes, server: RedisServer, rep: Report) -> None:
     )
 
 
+# --------------------------------------------------------------------------- part 4: native
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _pb_fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
+    """(field number, value) of one protobuf message: an int for varints, else the bytes."""
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        wire = key & 7
+        value: int | bytes
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, pos = data[pos : pos + size], pos + size
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            value, pos = data[pos : pos + size], pos + size
+        else:
+            raise ValueError(f"wire type {wire} at byte {pos}")
+        yield key >> 3, value
+
+
+def protobuf_histograms(body: bytes) -> list[tuple[float, int, int]]:
+    """Per histogram ``Metric`` of a delimited protobuf body: (count, classic buckets sent,
+    populated native buckets); decoded by hand, as a cross-check of what the scrape sent."""
+    out: list[tuple[float, int, int]] = []
+    pos = 0
+    while pos < len(body):
+        size, pos = _varint(body, pos)
+        family, pos = body[pos : pos + size], pos + size
+        for number, metric in _pb_fields(family):
+            if number != 4 or not isinstance(metric, bytes):  # MetricFamily.metric
+                continue
+            for kind, histogram in _pb_fields(metric):
+                if kind != 7 or not isinstance(histogram, bytes):  # Metric.histogram
+                    continue
+                count, classic, native = 0.0, 0, 0
+                running = {10: 0, 13: 0}  # negative / positive deltas
+                for field_no, value in _pb_fields(histogram):
+                    if field_no == 1 and isinstance(value, int):  # sample_count
+                        count = float(value)
+                    elif field_no == 4 and isinstance(value, bytes):  # sample_count_float
+                        count = struct.unpack("<d", value)[0]
+                    elif field_no == 3:  # a classic bucket
+                        classic += 1
+                    elif field_no in running and isinstance(value, int):  # zigzag deltas
+                        running[field_no] += (value >> 1) ^ -(value & 1)
+                        native += running[field_no] != 0
+                out.append((count, classic, native))
+    return out
+
+
+def run_native(sizes: Sizes, server: RedisServer, rep: Report) -> None:
+    import apytheus
+    from apytheus.backends import InProcessBackend
+    from apytheus.backends.redis import RedisBackend
+    from apytheus.exposition import PROTOBUF_CONTENT_TYPE, render
+
+    n_series, n_obs = sizes.native_series, sizes.native_observations
+    prefix = "bench_native"
+    env = {
+        "APYTHEUS_BACKEND_CLASS": "apytheus.backends.redis.RedisBackend",
+        "APYTHEUS_BACKEND_CONFIG": json.dumps(
+            {"url": server.url, "key_prefix": prefix, "flush_interval": 1.0}
+        ),
+    }
+    formats = {"protobuf": PROTOBUF_CONTENT_TYPE, "text": "text/plain; version=0.0.4"}
+    variants = [key for key, _, _ in NATIVE_VARIANTS]
+    keys = [(v, f) for f in formats for v in variants]
+    cells: dict[tuple[str, str], Cell] = {key: Cell() for key in keys}
+    body_bytes: dict[tuple[str, str], int] = {}
+    hlen: dict[str, int] = {}
+    redis_bytes: dict[str, int] = {}
+    native_per_series: dict[str, list[int]] = {}
+    calls: dict[tuple[str, str], Callable[[], bytes]] = {}
+    client = server.client()
+    backend: Any = None
+    try:
+        client.flushall()
+        _log(f"native: {WORKERS} apytheus workers write {n_series:,} series × 3 histograms")
+        params = [
+            {
+                "index": w,
+                "workers": WORKERS,
+                "native_series": n_series,
+                "native_observations": n_obs,
+            }
+            for w in range(WORKERS)
+        ]
+        results, wall = run_children("apytheus-native-worker", params, env, 600.0)
+        errors = sum(r["flush_errors"] for r in results)
+        rep.notes.append(
+            f"native: write phase: slowest worker {max(r['total_s'] for r in results):.2f} s "
+            f"(writes of the three histograms and final flush), {wall:.1f} s wall for the "
+            f"{WORKERS} processes with start-up; {errors} flush errors"
+        )
+
+        # the same metrics registered in this process, one registry each; nothing recorded
+        gc.collect()
+        backend = switch_backend(RedisBackend, {"url": server.url, "key_prefix": prefix})
+        backend.flush_sync()
+        registries = {key: apytheus.CollectorRegistry() for key in variants}
+        histograms = native_histograms(registries.__getitem__)
+        for variant, histogram in histograms.items():
+            values_key = backend._store.keys(histogram._family.spec)[1]  # the store's layout
+            hlen[variant] = int(client.hlen(values_key))
+            redis_bytes[variant] = int(client.memory_usage(values_key, samples=0) or 0)
+        names = {v: h._family.spec.name for v, h in histograms.items()}
+        for variant, fmt in keys:
+            calls[variant, fmt] = _bind_render(render, registries[variant], formats[fmt])
+    except Exception:
+        text = rep.error("native: writes and setup")
+        for cell in cells.values():
+            cell.error = text
+
+    expected_count = float(n_series * n_obs)
+    try:
+        for key in keys:
+            variant, fmt = key
+            if cells[key].error:
+                continue
+            try:
+                _log(f"native: scrape warm-up {variant} {fmt}")
+                with count_sends() as sends:
+                    payload = calls[key]()
+                body_bytes[key] = len(payload)
+                if fmt == "protobuf":
+                    found = protobuf_histograms(payload)
+                    count = sum(c for c, _, _ in found)
+                    classic = sorted({b for _, b, _ in found})
+                    native_per_series[variant] = [n for _, _, n in found]
+                    native = sum(native_per_series[variant])
+                    ok = len(found) == n_series and count == expected_count
+                    rep.notes.append(
+                        f"native {variant} protobuf: {len(found):,} histograms, count "
+                        f"{count:,.0f} (expected {n_series:,} / {expected_count:,.0f}: "
+                        f"{'ok' if ok else 'MISMATCH'}), classic buckets sent per series "
+                        f"{classic}, {native:,} populated native buckets; "
+                        f"{sends[0]} round trips to Redis per scrape"
+                    )
+                else:
+                    head = f"{names[variant]}_count{{"
+                    count = sum(
+                        float(line.rsplit(" ", 1)[1])
+                        for line in payload.decode().splitlines()
+                        if line.startswith(head)
+                    )
+                    ok = count == expected_count
+                    rep.notes.append(
+                        f"native {variant} text: histogram count {count:,.0f} (expected "
+                        f"{expected_count:,.0f}: {'ok' if ok else 'MISMATCH'}); "
+                        f"{sends[0]} round trips to Redis per scrape"
+                    )
+            except Exception:
+                cells[key].error = rep.error(f"native: scrape warm-up {variant} {fmt}")
+        order = [key for key in keys if not cells[key].error]
+        for rnd in range(sizes.repeats):
+            _log(f"native: scrape round {rnd + 1}/{sizes.repeats}")
+            shift = rnd % max(1, len(order))
+            for key in order[shift:] + order[:shift]:
+                cell = cells[key]
+                if cell.error:
+                    continue
+                gc.collect()
+                try:
+                    start = time.perf_counter()
+                    calls[key]()
+                    cell.samples.append(time.perf_counter() - start)
+                except Exception:
+                    cell.error = rep.error(f"native: scrape {key}")
+    finally:
+        calls.clear()
+        if backend is not None:
+            switch_backend(InProcessBackend)
+            backend.close()
+        client.close()
+
+    header = [
+        "variant",
+        "protobuf scrape",
+        "/ classic protobuf",
+        "text 0.0.4 scrape",
+        "/ classic text",
+        "protobuf body",
+        "text body",
+        "Redis fields (HLEN of the values hash)",
+        "Redis memory of the values hash",
+        "native buckets per series (min / median / max)",
+    ]
+    right = [False, *([True] * 9)]
+    body: list[list[str]] = []
+    base = variants[0]
+
+    def size(n: int | None) -> str:
+        return "-" if n is None else f"{n / 1e3:,.1f} kB"
+
+    for variant, title, _ in NATIVE_VARIANTS:
+        per = sorted(native_per_series.get(variant, []))
+        spread = f"{per[0]} / {statistics.median(per):g} / {per[-1]}" if per and per[-1] else "-"
+        body.append(
+            [
+                title,
+                _ms(cells[variant, "protobuf"]),
+                _x(paired_ratio(cells[variant, "protobuf"], cells[base, "protobuf"])),
+                _ms(cells[variant, "text"]),
+                _x(paired_ratio(cells[variant, "text"], cells[base, "text"])),
+                size(body_bytes.get((variant, "protobuf"))),
+                size(body_bytes.get((variant, "text"))),
+                f"{hlen[variant]:,}" if variant in hlen else "-",
+                size(redis_bytes.get(variant)),
+                spread,
+            ]
+        )
+    rep.tables.append(
+        (
+            f"4. Native histogram scrape ({n_series:,} series, {n_obs} observations each; "
+            "median ms per scrape)",
+            header,
+            right,
+            body,
+        )
+    )
+    native_pb = paired_ratio(cells["native", "protobuf"], cells[base, "protobuf"])
+    only_pb = paired_ratio(cells["native_only", "protobuf"], cells[base, "protobuf"])
+    pb_text = paired_ratio(cells[base, "protobuf"], cells[base, "text"])
+    rep.notes.append(
+        f"native: scrape native / classic in protobuf: {_x(native_pb)} with the classic "
+        f"buckets kept, {_x(only_pb)} native only; classic protobuf / classic text 0.0.4: "
+        f"{_x(pb_text)}"
+    )
+    rep.notes.append(
+        f"native: {WORKERS} apytheus worker processes write {n_series:,} series (label route, "
+        f"worker w takes the series i with i % {WORKERS} == w) of each of the three histograms, "
+        f"the same {n_obs} observations per series in each (10 ** uniform(-3, 1), seeded by "
+        "the series), then close their backend (the final flush). This process registers the "
+        "same histograms, one registry each, records nothing, and times "
+        "apytheus.exposition.render(registry, accept) with the protobuf and the text 0.0.4 "
+        "Accept (its own empty flush, one pipelined read, the merge and the encoding); an "
+        "untimed warm-up first (it parses the labels once), then rounds in a rotating order, "
+        "each call after an untimed gc.collect(); ratios are paired per round. Redis memory = "
+        "MEMORY USAGE … SAMPLES 0 of the values hash; native buckets per series are decoded "
+        "from the protobuf body. The histograms are named nh0_seconds (classic), nh1_seconds "
+        "(native + classic) and nh2_seconds (native only): the bodies' sizes compare."
+    )
+
+
+def _bind_render(
+    fn: Callable[[Any, str], tuple[bytes, str]], registry: Any, accept: str
+) -> Callable[[], bytes]:
+    def call() -> bytes:
+        return fn(registry, accept)[0]
+
+    return call
+
+
 # --------------------------------------------------------------------------- report
 def render_text(header: list[str], right: list[bool], body: list[list[str]]) -> str:
     plain = [[c.replace("`", "") for c in cells] for cells in [header, *body]]
@@ -1253,8 +1602,9 @@ def print_report(rep: Report, markdown: bool) -> None:
         for title, header, right, body in rep.tables:
             print(f"\n### {title}\n")
             print(render_markdown(header, right, body))
-        print("\nTargets:\n")
-        print("\n".join(f"- {v}" for v in rep.verdicts))
+        if rep.verdicts:  # none when only part 4 ran
+            print("\nTargets:\n")
+            print("\n".join(f"- {v}" for v in rep.verdicts))
         print("\nNotes:\n")
         print("\n".join(f"- {n}" for n in rep.notes))
         if rep.errors:
@@ -1264,8 +1614,9 @@ def print_report(rep: Report, markdown: bool) -> None:
         for title, header, right, body in rep.tables:
             print(f"\n{title}\n")
             print(render_text(header, right, body))
-        print("\nTargets:")
-        print("\n".join(f"  {v}" for v in rep.verdicts))
+        if rep.verdicts:
+            print("\nTargets:")
+            print("\n".join(f"  {v}" for v in rep.verdicts))
         print("\nNotes:")
         print("\n".join(f"  {n}" for n in rep.notes))
         if rep.errors:
@@ -1280,6 +1631,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"what to run, comma-separated, of {', '.join(PARTS)} (default: all)",
+    )
     parser.add_argument("--redis-server", help="redis-server binary (default: /usr/bin, PATH)")
     parser.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
@@ -1293,6 +1649,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ENV_CLEARED:  # this process: single-process libraries, no backend from env
         os.environ.pop(name, None)
     signal.signal(signal.SIGTERM, _terminate)
+    parts = [part.strip() for part in args.parts.split(",") if part.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown parts {', '.join(unknown)}: choose among {', '.join(PARTS)}")
     sizes = QUICK if args.quick else FULL
     rep = Report()
     started = time.perf_counter()
@@ -1304,18 +1664,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         for server in servers:
             server.start()
         apy_server, pyt_server = servers
-        try:
-            run_record(sizes, apy_server, pyt_server, rep)
-        except Exception:
-            rep.error("part 1 (record)")
-        try:
-            run_scrape(sizes, apy_server, pyt_server, rep)
-        except Exception:
-            rep.error("part 2 (scrape)")
-        try:
-            run_aggregation(sizes, apy_server, rep)
-        except Exception:
-            rep.error("part 3 (aggregation)")
+        if "record" in parts:
+            try:
+                run_record(sizes, apy_server, pyt_server, rep)
+            except Exception:
+                rep.error("part 1 (record)")
+        if "scrape" in parts:
+            try:
+                run_scrape(sizes, apy_server, pyt_server, rep)
+            except Exception:
+                rep.error("part 2 (scrape)")
+        if "aggregation" in parts:
+            try:
+                run_aggregation(sizes, apy_server, rep)
+            except Exception:
+                rep.error("part 3 (aggregation)")
+        if "native" in parts:
+            try:
+                run_native(sizes, apy_server, rep)
+            except Exception:
+                rep.error("part 4 (native histogram scrape)")
     finally:
         for server in servers:
             server.stop()
@@ -1325,7 +1693,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = (
         "QUICK (reduced sizes: "
         f"{sizes.counter_series:,} counter + {sizes.histogram_series:,} histogram series for "
-        f"the scrape, {sizes.repeats} repeats, ~{sizes.target_s:g} s per record loop)"
+        f"the scrape, {sizes.native_series:,} series per native histogram variant, "
+        f"{sizes.repeats} repeats, ~{sizes.target_s:g} s per record loop)"
         if sizes.quick
         else f"full, {sizes.repeats} repeats, ~{sizes.target_s:g} s per record loop"
     )
@@ -1339,6 +1708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "two instances (apytheus, pytheus), --save '' --appendonly no",
         f"apytheus source: {_source_digest('apytheus')}",
         f"mode: {mode}; values are medians",
+        f"parts: {', '.join(p for p in PARTS if p in parts)}",
     ]
     print_report(rep, args.markdown)
     return 0

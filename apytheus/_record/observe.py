@@ -63,12 +63,9 @@ class ObservedHandle(Handle):
         cell[-1] += value
         series = self._series
         native = self._native
-        if native is not None:  # its bucket too, in this thread's dict of counts by key
+        if native is not None:  # its bucket too, in the cell's dict of counts by key
             low, high, table, offset, layout = native
-            try:
-                buckets = series.native[tid]
-            except KeyError:
-                buckets = series.native.setdefault(tid, {})
+            buckets = cell[-2]
             if low < value <= high:  # one bisection finds most
                 key: int | None = bisect_left(table, value) + offset
             else:

@@ -399,7 +399,7 @@ def _totals(series: Series) -> Any:
     if isinstance(series, HistogramSeries):
         counts, summed = series.snapshot()
         totals = (*map(float, counts), summed)  # a tuple of floats: the collector untracks it
-        return totals if series.native is None else (totals, series.native_snapshot())
+        return (totals, series.native_snapshot()) if series.native else totals
     raise TypeError(f"{series!r} has no totals")
 
 

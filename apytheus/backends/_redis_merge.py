@@ -144,14 +144,14 @@ class Merge:
                 flat.extend((0.0,) * width)
             flat[at * width + i] = float(v)
         for at, series in enumerate(order):
-            counts = flat[at * width : (at + 1) * width]
+            counts: list[Any] = flat[at * width : (at + 1) * width]
+            if series.native:  # its cell holds its native buckets before the sum
+                counts[-1:-1] = [natives.get(fields[at], {})]
             cell = series.cells.get(0)
             if cell is None:
                 series.cells[0] = counts
             else:
                 cell[:] = counts  # one atomic store
-            if series.native is not None:
-                series.native = {0: natives.get(fields[at], {})}  # one atomic store
             if created is not None:
                 raw = created.get(fields[at])
                 series.created = float(raw) if raw is not None else 0.0

@@ -89,8 +89,9 @@ class HistogramSeries(_Queued):
     the buckets, so count and buckets can never disagree. A summary is a
     histogram with no bounds but ``+Inf``.
 
-    A native histogram also has ``native``: per thread, its bucket counts by
-    key (see `apytheus._native`); a classic one has None there.
+    A native histogram's cell also holds, before the sum, a dict of its native
+    bucket counts by key (see `apytheus._native`): ``[n_0, …, n_k, {key: n}, sum]``,
+    so that ``observe`` finds both in one lookup.
     """
 
     __slots__ = ("bounds", "cells", "created", "exemplars", "labels", "native", "width")
@@ -100,21 +101,21 @@ class HistogramSeries(_Queued):
         self.sink: list[Any] | None = None
         self.bounds = bounds
         self.width = len(bounds) + 1
-        self.cells: dict[int, list[float]] = {}
+        self.cells: dict[int, list[Any]] = {}
         self.created = time.time()
         self.exemplars: list[Exemplar | None] = [None] * self.width
-        self.native: dict[int, dict[int, float]] | None = {} if native else None
+        self.native = native
 
-    def new_cell(self) -> list[float]:
+    def new_cell(self) -> list[Any]:
         """A zeroed cell for one thread."""
-        return [0] * self.width + [0.0]
+        return [0] * self.width + [{}, 0.0] if self.native else [0] * self.width + [0.0]
 
     def snapshot(self) -> tuple[list[float], float]:
         """Return (non-cumulative bucket counts, sum) summed over threads."""
         cells = list(self.cells.values())
         if len(cells) == 1:  # one thread recorded (or a store made it): no adding up
             cell = cells[0].copy()
-            return cell[:-1], float(cell[-1])
+            return cell[: self.width], float(cell[-1])
         counts: list[float] = [0] * self.width
         total = 0.0
         for cell in cells:
@@ -126,12 +127,14 @@ class HistogramSeries(_Queued):
 
     def native_snapshot(self) -> dict[int, float]:
         """The native bucket counts by key, summed over threads ({} for a classic series)."""
-        cells = list(self.native.values()) if self.native else []
-        if len(cells) == 1:
-            return cells[0].copy()
+        found: list[dict[int, float]] = (
+            [cell[-2] for cell in list(self.cells.values())] if self.native else []
+        )
+        if len(found) == 1:
+            return found[0].copy()
         out: dict[int, float] = {}
-        for cell in cells:
-            for key, count in cell.copy().items():
+        for buckets in found:
+            for key, count in buckets.copy().items():
                 out[key] = out.get(key, 0) + count
         return out
 
