@@ -214,17 +214,22 @@ def spans(buckets: Mapping[int, float]) -> tuple[list[tuple[int, int]], list[flo
     A gap of one or two empty buckets is written as zero counts inside a span
     (as client_golang does); a longer gap starts a new span.
     """
-    found: list[tuple[int, int]] = []
+    offsets: list[int] = []
+    lengths: list[int] = []
     counts: list[float] = []
     following = 0  # the index after the last bucket written
-    for n, i in enumerate(sorted(buckets)):
+    start = 0  # where the current span's counts begin in `counts`
+    for i in sorted(buckets):
         gap = i - following
-        if n == 0 or gap > 2:
-            found.append((gap, 0))
-        else:
-            counts.extend([0.0] * gap)
-            found[-1] = (found[-1][0], found[-1][1] + gap)
+        if not offsets or gap > 2:
+            if offsets:
+                lengths.append(len(counts) - start)
+            offsets.append(gap)
+            start = len(counts)
+        elif gap:
+            counts.extend((0.0,) * gap)
         counts.append(buckets[i])
-        found[-1] = (found[-1][0], found[-1][1] + 1)
         following = i + 1
-    return found, counts
+    if offsets:
+        lengths.append(len(counts) - start)
+    return list(zip(offsets, lengths, strict=True)), counts

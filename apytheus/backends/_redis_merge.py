@@ -118,12 +118,18 @@ class Merge:
         slot: dict[bytes, int] = {}  # a series' place in `order` (and in `flat`)
         flat: list[float] = []
         natives: dict[bytes, dict[int, float]] = {}  # a native histogram's buckets by field
+        keys: dict[bytes, int | None] = {}  # a native bucket's key by its field part
         for f, v in values.items():
             field, _, part = f.rpartition(SEP_BYTES)
             i = index.get(part)
             if i is None:
-                if spec.native is not None and part[:1] == b"n" and part[1:].lstrip(b"-").isdigit():
-                    natives.setdefault(field, {})[int(part[1:])] = float(v)
+                if spec.native is not None:
+                    if part in keys:
+                        key = keys[part]
+                    else:
+                        key = keys[part] = _native_key(part)
+                    if key is not None:
+                        natives.setdefault(field, {})[key] = float(v)
                 continue  # a bucket bound this process does not declare (config changed)
             at = slot.get(field)
             if at is None:
@@ -204,3 +210,10 @@ def _combine(mode: str, entries: list[tuple[str, bytes, float]]) -> float:
     if mode in ("min", "livemin"):
         return min(numbers)
     return sum(numbers)
+
+
+def _native_key(part: bytes) -> int | None:
+    """The key of a native bucket's field part (``n`` and the key), or None if it is none."""
+    if part[:1] == b"n" and part[1:].lstrip(b"-").isdigit():
+        return int(part[1:])
+    return None

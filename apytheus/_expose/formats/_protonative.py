@@ -15,6 +15,8 @@ from ..._native import Buckets, spans
 from ._protowire import field, pack_double, varint
 
 _NO_OP_SPAN = b"\x62\x04\x08\x00\x10\x00"  # Histogram.positive_span {offset: 0, length: 0}
+# a delta field (negative_delta 0x50, positive_delta 0x68) by its one-byte zigzag value
+_SMALL = {key: [key + bytes((z,)) for z in range(0x80)] for key in (b"\x50", b"\x68")}
 
 
 def _zigzag(n: int) -> bytes:
@@ -40,9 +42,12 @@ def native_fields(buckets: Buckets) -> bytes:
         for offset, length in found:
             parts.append(field(span_key, b"\x08" + _zigzag(offset) + b"\x10" + varint(length)))
         previous = 0
+        small = _SMALL[delta_key]
         for value in values:
-            n = round(value)
-            parts.append(delta_key + _zigzag(n - previous))
+            n = int(value)  # a count: a whole number, also as read back from Redis
+            delta = n - previous
+            zigzag = (delta << 1) ^ (delta >> 63)
+            parts.append(small[zigzag] if zigzag < 0x80 else delta_key + varint(zigzag))
             previous = n
         written = True
     if not written and not zero and not buckets.zero_threshold:
