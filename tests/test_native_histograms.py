@@ -213,3 +213,23 @@ def test_the_record_path_finds_the_bucket_bucket_key_gives(factor: float) -> Non
         assert key is not None
         expected[key] = expected.get(key, 0) + 1
     assert h._series.native_snapshot() == expected
+
+
+@pytest.mark.parametrize("classic", [False, True])
+def test_native_exemplars_go_in_the_histograms_exemplars_with_timestamps(classic: bool) -> None:
+    registry = CollectorRegistry()
+    h = Histogram(
+        "h", "H", buckets=(1.0,) if classic else (), native_bucket_factor=1.1, registry=registry
+    )
+    h.observe(0.4, exemplar={"trace_id": "abc"})
+    h.observe(3.0, exemplar={"trace_id": "def"})
+    (metric,) = scrape(registry)["h"].metric
+    hist = metric.histogram
+    found = {(e.label[0].value, e.value) for e in hist.exemplars}
+    # one per classic bucket (native only: one bucket, +Inf, so the newest)
+    assert found == ({("abc", 0.4), ("def", 3.0)} if classic else {("def", 3.0)})
+    assert all(e.timestamp.seconds > 1_700_000_000 for e in hist.exemplars)
+    if classic:  # the classic bucket keeps its own too
+        assert [b.exemplar.value for b in hist.bucket if b.HasField("exemplar")] == [0.4, 3.0]
+    else:  # no classic +Inf bucket appears because of an exemplar
+        assert list(hist.bucket) == []

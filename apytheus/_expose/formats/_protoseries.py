@@ -18,7 +18,7 @@ from ..._native import Layout, split
 from ..._record.family import Family
 from . import _protometric as pm
 from ._protonative import native_fields
-from ._protowire import V1, bound, varint
+from ._protowire import V1, bound, field, varint
 
 log = logging.getLogger("apytheus")
 
@@ -106,6 +106,9 @@ def _scalars(enc: pm.Encoder, name: str, counter: bool, chunk: Chunk) -> list[by
     return out
 
 
+_EXEMPLARS = b"\x82\x01"  # Histogram.exemplars, field 16, length-delimited
+
+
 def _histograms(
     enc: pm.Encoder, bounds: list[bytes], native: Layout | None, chunk: Chunk
 ) -> list[bytes]:
@@ -121,9 +124,16 @@ def _histograms(
             buckets.append(bucket(enc, cumulative, upper, exemplars[i]))
         cumulative += counts[-1]
         inf = (cumulative, exemplars[-1])
-        labels = enc.labels(s.labels.pairs)
+        labels = enc.series_labels(s.labels)
         count = float(sum(counts))
-        extra = b"" if native is None else native_fields(split(s.native_snapshot(), native))
+        extra = b""
+        if native is not None:
+            extra = native_fields(split(s.native_snapshot(), native))
+            # Histogram.exemplars (field 16) carry a native histogram's exemplars; a
+            # native-only one writes no classic +Inf bucket for its exemplar
+            extra += b"".join(field(_EXEMPLARS, enc.exemplar(e)) for e in exemplars if e)
+            if not bounds:
+                inf = (cumulative, None)
         out.append(pm.histogram(enc, labels, buckets, inf, count, total, s.created, extra))
     return out
 
