@@ -539,6 +539,31 @@ class Report:
         return word
 
 
+def timed_rounds(
+    calls: dict[Any, Callable[[], Any]],
+    cells: dict[Any, Cell],
+    order: list[Any],
+    repeats: int,
+    rep: Report,
+    what: str,
+) -> None:
+    """Time each call once per round, rounds in a rotating order, after an untimed gc.collect()."""
+    for rnd in range(repeats):
+        _log(f"{what} round {rnd + 1}/{repeats}")
+        shift = rnd % max(1, len(order))
+        for key in order[shift:] + order[:shift]:
+            cell = cells[key]
+            if cell.error:
+                continue
+            gc.collect()
+            try:
+                start = time.perf_counter()
+                calls[key]()
+                cell.samples.append(time.perf_counter() - start)
+            except Exception:
+                cell.error = rep.error(f"{what} {key}")
+
+
 def _num(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
@@ -941,20 +966,7 @@ def run_scrape(sizes: Sizes, apy_server: RedisServer, pyt_server: RedisServer, r
                 )
         outputs.clear()
         order = [k for k in calls if k in cells and not cells[k].error]
-        for rnd in range(sizes.repeats):
-            _log(f"scrape round {rnd + 1}/{sizes.repeats}")
-            shift = rnd % max(1, len(order))
-            for key in order[shift:] + order[:shift]:
-                cell = cells[key]
-                if cell.error:
-                    continue
-                gc.collect()
-                try:
-                    start = time.perf_counter()
-                    calls[key]()
-                    cell.samples.append(time.perf_counter() - start)
-                except Exception:
-                    cell.error = rep.error(f"scrape {key}")
+        timed_rounds(calls, cells, order, sizes.repeats, rep, "scrape")
     finally:
         calls.clear()
         if backend is not None:
@@ -1448,20 +1460,7 @@ def run_native(sizes: Sizes, server: RedisServer, rep: Report) -> None:
             except Exception:
                 cells[key].error = rep.error(f"native: scrape warm-up {variant} {fmt}")
         order = [key for key in keys if not cells[key].error]
-        for rnd in range(sizes.repeats):
-            _log(f"native: scrape round {rnd + 1}/{sizes.repeats}")
-            shift = rnd % max(1, len(order))
-            for key in order[shift:] + order[:shift]:
-                cell = cells[key]
-                if cell.error:
-                    continue
-                gc.collect()
-                try:
-                    start = time.perf_counter()
-                    calls[key]()
-                    cell.samples.append(time.perf_counter() - start)
-                except Exception:
-                    cell.error = rep.error(f"native: scrape {key}")
+        timed_rounds(calls, cells, order, sizes.repeats, rep, "native: scrape")
     finally:
         calls.clear()
         if backend is not None:

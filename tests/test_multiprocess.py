@@ -38,6 +38,20 @@ def worker_env(server: RedisServer, key_prefix: str, **extra: object) -> dict[st
     }
 
 
+def run_workers(commands: list[list[str]], env: dict[str, str]) -> None:
+    """Run worker processes at once, wait for them all, check each exited cleanly."""
+    workers = [subprocess.Popen(c, env=env, stderr=subprocess.PIPE) for c in commands]
+    try:
+        for w in workers:
+            _, err = w.communicate(timeout=120)
+            assert w.returncode == 0, err.decode()
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.communicate(timeout=30)
+
+
 @pytest.fixture
 def scraper(redis_server: RedisServer, key_prefix: str) -> Iterator[RedisBackend]:
     """This process as the worker that is scraped: same keys, none of the recording."""
@@ -56,16 +70,7 @@ def test_four_workers_totals_are_exact(
 ) -> None:
     env = worker_env(redis_server, key_prefix)
     args = [sys.executable, str(WORKER), "counters", loop, "10000", "1000"]
-    workers = [subprocess.Popen(args, env=env, stderr=subprocess.PIPE) for _ in range(4)]
-    try:
-        for w in workers:
-            _, err = w.communicate(timeout=120)
-            assert w.returncode == 0, err.decode()
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
-                w.communicate(timeout=30)
+    run_workers([args] * 4, env)
     registry = CollectorRegistry()
     requests = Counter("requests", "Requests", ["route"], registry=registry)
     latency = Histogram("latency_seconds", "Latency", ["route"], registry=registry)
@@ -194,21 +199,12 @@ def test_four_workers_native_histograms_merge_exactly(
         ]
 
     env = worker_env(redis_server, key_prefix)
-    workers: list[subprocess.Popen[bytes]] = []
+    commands = []
     for n in range(4):
         given = tmp_path / f"values{n}.json"
         given.write_text(json.dumps(observed(n)))
-        args = [sys.executable, str(WORKER), "native", loop, str(given)]
-        workers.append(subprocess.Popen(args, env=env, stderr=subprocess.PIPE))
-    try:
-        for w in workers:
-            _, err = w.communicate(timeout=120)
-            assert w.returncode == 0, err.decode()
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
-                w.communicate(timeout=30)
+        commands.append([sys.executable, str(WORKER), "native", loop, str(given)])
+    run_workers(commands, env)
     registry = CollectorRegistry()
     Histogram(
         "wait_seconds",
