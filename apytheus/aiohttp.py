@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any, NamedTuple
 
 from aiohttp import hdrs, payload, web
 from aiohttp.typedefs import Handler, Middleware
@@ -29,10 +28,10 @@ from ._expose.negotiate import negotiate
 from ._expose.render import arender_format
 from ._expose.routes import METHODS, UNMATCHED_ROUTE
 from ._record.timers import clock
+from ._request_metrics import RequestMetrics, metrics_for
 from .backends._current import lifespan
 from .exceptions import BackendUnavailable
-from .metrics import DEFAULT_BUCKETS, Gauge, Histogram
-from .middleware import MetricsMiddleware
+from .metrics import DEFAULT_BUCKETS
 from .registry import REGISTRY, Registry
 
 __all__ = ["apytheus_cleanup_ctx", "metrics_handler", "metrics_middleware"]
@@ -213,31 +212,14 @@ async def apytheus_cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
         await task  # its last flush is shielded, even if cleanup is cancelled
 
 
-class _Metrics(NamedTuple):
-    """The request metrics of one registry."""
-
-    duration: Histogram
-    request_size: Histogram
-    response_size: Histogram
-    in_progress: Gauge
-
-
-async def _never_called(scope: Any, receive: Any, send: Any) -> None:
-    """The ASGI app of the `MetricsMiddleware` built only for its metrics."""
-    raise RuntimeError("apytheus.aiohttp never calls this ASGI app")
-
-
 def _request_metrics(
     registry: Registry | None, buckets: Sequence[float], native: bool = False
-) -> _Metrics:
-    """The request metrics of ``registry``, created or shared as `MetricsMiddleware` does."""
-    # MetricsMiddleware creates them once per registry and shares them between its
-    # instances; building one (never called) shares them with aiohttp apps too, so one
-    # registry can serve ASGI and aiohttp apps without a duplicate-metric error.
-    shared = MetricsMiddleware(
-        _never_called, registry=registry, buckets=buckets, native_histograms=native
-    ).metrics
-    return _Metrics(shared.duration, shared.request_size, shared.response_size, shared.in_progress)
+) -> RequestMetrics:
+    """The request metrics of ``registry``, shared with `MetricsMiddleware` (one set each).
+
+    So one registry can serve ASGI and aiohttp apps without a duplicate-metric error.
+    """
+    return metrics_for(registry, buckets, (), native)
 
 
 def _route(request: web.Request) -> str:

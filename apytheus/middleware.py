@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import logging
 import re
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._collect.source import behind
 from ._expose.asgi import ASGIApp, Message, Receive, Scope, Send, run_lifespan
 from ._expose.routes import METHODS as METHODS
 from ._expose.routes import UNMATCHED_ROUTE as UNMATCHED_ROUTE
 from ._expose.routes import route_template
 from ._public import publish
-from ._record.family import watch_cache
 from ._record.timers import clock
-from .metrics import Gauge, Histogram
+from ._request_metrics import metrics_for
 from .registry import REGISTRY, Registry
 
 __all__ = ["MetricsMiddleware", "PytheusMiddlewareASGI", "UNMATCHED_ROUTE"]
@@ -32,87 +29,6 @@ __all__ = ["MetricsMiddleware", "PytheusMiddlewareASGI", "UNMATCHED_ROUTE"]
 _REGEX_CHARS = frozenset(".^$*+?{}[]\\|()")
 
 log = logging.getLogger("apytheus")
-
-
-SIZE_BUCKETS = (10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
-"""Buckets of the size histograms, in bytes (pytheus' middleware buckets)."""
-
-LABELS = ("method", "route", "status_code")
-
-NATIVE_FACTOR = 1.1
-"""The bucket factor of the duration histogram with ``native_histograms`` (schema 3)."""
-
-
-class _Metrics:
-    """The middleware's metrics in one registry (shared by middlewares of that registry)."""
-
-    def __init__(
-        self,
-        registry: Registry | None,
-        buckets: Sequence[float],
-        extra: Sequence[str],
-        native: bool = False,
-    ):
-        names = [*LABELS, *extra]
-        self.duration = Histogram(
-            "http_request_duration_seconds",
-            "Time to answer an HTTP request, until the last byte of the response.",
-            names,
-            registry=registry,
-            buckets=buckets,
-            native_bucket_factor=NATIVE_FACTOR if native else None,
-        )
-        self.request_size = Histogram(
-            "http_request_size_bytes",
-            "Size of HTTP request bodies.",
-            names,
-            registry=registry,
-            buckets=SIZE_BUCKETS,
-        )
-        self.response_size = Histogram(
-            "http_response_size_bytes",
-            "Size of HTTP response bodies.",
-            names,
-            registry=registry,
-            buckets=SIZE_BUCKETS,
-        )
-        self.in_progress = Gauge(
-            "http_requests_in_progress",
-            "HTTP requests being answered.",
-            ["method"],
-            registry=registry,
-            multiprocess_mode="livesum",
-        )
-        self.extra = tuple(extra)
-        # Children by label values, looked up once per request instead of three
-        # labels() calls; emptied if series of these metrics are removed.
-        self.children: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
-        self.in_progress_by_method: dict[str, Any] = {}
-        for metric in (self.duration, self.request_size, self.response_size, self.in_progress):
-            watch_cache(metric, self.clear)
-
-    def clear(self) -> None:
-        """Forget the cached children (series of these metrics were removed)."""
-        self.children.clear()
-        self.in_progress_by_method.clear()
-
-    def children_for(self, key: tuple[Any, ...], values: list[str]) -> tuple[Any, Any, Any]:
-        """The three histograms' children for one label set (cached)."""
-        found = (
-            self.duration.labels(*values),
-            self.request_size.labels(*values),
-            self.response_size.labels(*values),
-        )
-        self.children[key] = found
-        return found
-
-    def in_progress_for(self, method: str) -> Any:
-        """The in-progress gauge's child for one method (cached)."""
-        found = self.in_progress_by_method[method] = self.in_progress.labels(method=method)
-        return found
-
-
-_shared: weakref.WeakKeyDictionary[Any, _Metrics] = weakref.WeakKeyDictionary()
 
 
 class MetricsMiddleware:
@@ -172,7 +88,7 @@ class MetricsMiddleware:
         if bool(extra_labels) != bool(extra_label_names):
             raise ValueError("give extra_labels and extra_label_names together")
         extra = tuple(extra_label_names)
-        self.metrics = _metrics_for(registry, buckets, extra, bool(native_histograms))
+        self.metrics = metrics_for(registry, buckets, extra, bool(native_histograms))
         # plain paths are a set lookup; only real patterns cost a regex match
         excluded = list(self._excluded_by_default if excluded_paths is None else excluded_paths)
         self.excluded_paths = frozenset(p for p in excluded if not set(p) & _REGEX_CHARS)
@@ -262,22 +178,6 @@ class MetricsMiddleware:
                 self._exemplar_failed = True
                 log.exception("apytheus: the middleware's exemplar function failed")
             child.observe(duration)
-
-
-def _metrics_for(
-    registry: Registry | None, buckets: Sequence[float], extra: tuple[str, ...], native: bool
-) -> _Metrics:
-    if registry is None:
-        return _Metrics(None, buckets, extra, native)
-    key = behind(registry)  # the proxy stands for its registry
-    found = _shared.get(key)
-    if found is None:
-        found = _shared[key] = _Metrics(registry, buckets, extra, native)
-    elif found.extra != extra:
-        raise ValueError(
-            f"this registry's request metrics already have extra labels {list(found.extra)}"
-        )
-    return found
 
 
 class PytheusMiddlewareASGI(MetricsMiddleware):
