@@ -10,8 +10,8 @@ bucket past the largest float's; NaN in no bucket (it counts in count only).
 
 Buckets are kept in one dict per thread cell, keyed by `bucket_key`: the
 positive bucket ``i`` as ``i``, the negative one as ``i + NEGATIVE``, the zero
-bucket as ``ZERO``. Indices stay far inside ``±2**30`` (schema 8 reaches about
-``±2**18``), so the keys never meet.
+bucket as ``ZERO``, NaN observations as ``NAN``. Indices stay far inside
+``±2**30`` (schema 8 reaches about ``±2**18``), so the keys never meet.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ MIN_SCHEMA: Final = -4
 MAX_SCHEMA: Final = 8
 NEGATIVE: Final = 1 << 32  # added to a negative bucket's index
 ZERO: Final = 1 << 34  # the zero bucket's key
+NAN: Final = 1 << 35  # NaN observations: in no bucket, but in the count (see `count`)
 _SPLIT: Final = 1 << 31  # keys at or above (minus NEGATIVE) are negative buckets
 
 
@@ -187,6 +188,8 @@ def split(counts: Mapping[int, float], lay: Layout) -> Buckets:
     for key, count in counts.items():
         if not count:
             continue
+        if key == NAN:
+            continue
         if key == ZERO:
             zero += count
         elif key >= _SPLIT:
@@ -198,6 +201,17 @@ def split(counts: Mapping[int, float], lay: Layout) -> Buckets:
         positive, negative = _halve(positive), _halve(negative)
         schema -= 1
     return Buckets(schema, lay.zero_threshold, zero, positive, negative)
+
+
+def count(counts: Mapping[int, float]) -> float:
+    """A native histogram's count: what its buckets (and NaN observations) hold.
+
+    Taken from the bucket counts alone, never from the classic cells read at
+    another moment, so count and buckets always agree: Prometheus refuses a
+    native histogram whose buckets hold more (or, from 2.49, other) than its
+    count, and with it the whole scrape.
+    """
+    return float(sum(counts.values()))
 
 
 def _halve(buckets: dict[int, float]) -> dict[int, float]:

@@ -233,3 +233,93 @@ def test_native_exemplars_go_in_the_histograms_exemplars_with_timestamps(classic
         assert [b.exemplar.value for b in hist.bucket if b.HasField("exemplar")] == [0.4, 3.0]
     else:  # no classic +Inf bucket appears because of an exemplar
         assert list(hist.bucket) == []
+
+
+def buckets_total(hist: Any) -> int:
+    """What a decoded native histogram's zero bucket and buckets hold."""
+    side = counts(hist.positive_span, hist.positive_delta)
+    side += counts(hist.negative_span, hist.negative_delta)
+    return int(hist.zero_count) + sum(c for _, c in side)
+
+
+def test_count_and_buckets_agree_while_threads_observe() -> None:
+    """Prometheus drops a whole scrape whose native histogram has more in its buckets
+    than its count: the count is what the buckets hold, read at the same moment."""
+    import sys
+    import threading
+
+    registry = CollectorRegistry()
+    h = Histogram("h", "H", ["t"], native_bucket_factor=1.1, registry=registry)
+    done = threading.Event()
+
+    def observe(t: str) -> None:
+        child = h.labels(t)
+        i = 0
+        while not done.is_set():
+            child.observe(0.001 * (1 + i % 500))
+            i += 1
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: tear a read if one can
+    threads = [threading.Thread(target=observe, args=(str(n),)) for n in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(150):
+            for family in scrape(registry).values():
+                for metric in family.metric:
+                    hist = metric.histogram
+                    assert hist.sample_count == buckets_total(hist)
+    finally:
+        done.set()
+        for t in threads:
+            t.join(10)
+        sys.setswitchinterval(switch)
+
+
+def test_nan_counts_in_the_count_only_and_its_exemplar_goes_on_inf() -> None:
+    registry = CollectorRegistry()
+    h = Histogram("h", "H", buckets=(1.0,), native_bucket_factor=1.1, registry=registry)
+    h.observe(0.5)
+    h.observe(math.nan, exemplar={"trace_id": "x"})
+    (metric,) = scrape(registry)["h"].metric
+    hist = metric.histogram
+    assert hist.sample_count == 2 and buckets_total(hist) == 1  # NaN is in no bucket
+    assert [b.exemplar.HasField("value") for b in hist.bucket] == [False, True]  # on +Inf
+    labeled = Histogram("l", "L", ["a"], native_bucket_factor=1.1, registry=registry)
+    from apytheus.exceptions import UnobservableMetricException
+
+    with pytest.raises(UnobservableMetricException):
+        labeled.observe(math.nan)
+
+
+def test_after_redis_lost_its_data_a_nan_sum_is_sent_again(
+    redis_backend: Any, registry: CollectorRegistry
+) -> None:
+    h = Histogram("h", "H", buckets=(), native_bucket_factor=1.1, registry=registry)
+    h.observe(1.0)
+    h.observe(math.nan)
+    assert redis_backend.flush_sync()
+    redis_backend._store.client.flushall()  # Redis lost everything
+    h.observe(math.nan)
+    assert redis_backend.flush_sync()
+    (metric,) = scrape(registry)["h"].metric
+    hist = metric.histogram
+    assert math.isnan(hist.sample_sum)  # not the 0.0 of a sum never sent again
+    assert hist.sample_count == buckets_total(hist) + 1  # the new NaN: in the count only
+
+
+def test_native_buckets_turned_on_over_classic_data_in_redis_keep_count_and_buckets_equal(
+    redis_backend: Any, key_prefix: str
+) -> None:
+    """A deploy that adds native buckets to a histogram with classic totals in Redis."""
+    old = CollectorRegistry()
+    Histogram("h", "H", registry=old).observe(0.5)
+    assert redis_backend.flush_sync()
+    new = CollectorRegistry()
+    h = Histogram("h", "H", native_bucket_factor=1.1, registry=new)
+    h.observe(2.0)
+    assert redis_backend.flush_sync()
+    (metric,) = scrape(new)["h"].metric
+    hist = metric.histogram
+    assert hist.sample_count == buckets_total(hist) == 1  # the classic totals count 2

@@ -4,8 +4,8 @@ Prometheus lists the formats it takes in one ``Accept`` header, each with a
 q-value; the best one apytheus writes wins (`negotiate`). What Prometheus sends:
 
 * 2.x: OpenMetrics 1.0.0, then 0.0.1, then text 0.0.4, then ``*/*``;
-* 2.x with native histograms, and 3.x with ``scrape_native_histograms``:
-  protobuf first;
+* 2.x and 3.x with native histograms on (the feature flag; from 3.8
+  ``scrape_native_histograms``): protobuf first;
 * 3.x: the same, asking for UTF-8 names (``escaping=allow-utf-8``) in
   OpenMetrics 1.0.0 and text 1.0.0.
 

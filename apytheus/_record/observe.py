@@ -9,7 +9,7 @@ from threading import get_ident
 from typing import Any, ClassVar, TypeVar, overload
 
 from .._labels import LabelPairs
-from .._native import Fast, bucket_key, fast
+from .._native import NAN, Fast, bucket_key, fast
 from .family import Family
 from .handle import Handle
 from .timers import Timer
@@ -83,9 +83,15 @@ class ObservedHandle(Handle):
         if self._native is None:
             raise ValueError("observed value must not be NaN")
         cells = self._cells
-        cell = cells.get(get_ident()) or cells.setdefault(get_ident(), self._series.new_cell())
+        tid = get_ident()
+        try:
+            cell = cells[tid]  # a metric with labels missing raises here, as in observe()
+        except KeyError:
+            cell = cells.setdefault(tid, self._series.new_cell())
         cell[len(self._bounds)] += 1  # where client_golang's search puts NaN
         cell[-1] += math.nan
+        buckets = cell[-2]
+        buckets[NAN] = buckets.get(NAN, 0) + 1
         self._series.changed()
 
     def _observe_with_exemplar(self, value: float, exemplar: Mapping[str, str]) -> None:
@@ -94,7 +100,9 @@ class ObservedHandle(Handle):
             raise ValueError("OpenMetrics has no exemplars on summaries; use a Histogram")
         found = exemplar_of(exemplar, number(value, "observed value"))
         self.observe(value)
-        self._series.exemplars[bisect_left(self._bounds, found.value)] = found
+        v = found.value  # NaN: on +Inf, where its count went
+        i = bisect_left(self._bounds, v) if v == v else len(self._bounds)
+        self._series.exemplars[i] = found
 
     def time(self) -> Timer:
         """Observe the seconds a block or function took (``with``, ``async with``, decorator)."""

@@ -356,8 +356,10 @@ class DeltaBuffer:
             before = before or (0.0,) * len(totals)
             parts = bucket_parts(spec.bounds)
             for i, (now_v, was) in enumerate(zip(totals, before, strict=True)):
-                # a new series writes its +Inf bucket, so that it exists with zeros
-                _delta(ops, entry.field + SEP + parts[i], now_v, was, new and i == len(totals) - 2)
+                # a new series writes its +Inf bucket, so that it exists with zeros, and a
+                # sum that is no number (NaN, ±Inf) again: a delta cannot carry it
+                force = new and (i == len(totals) - 2 or not math.isfinite(now_v))
+                _delta(ops, entry.field + SEP + parts[i], now_v, was, force)
             commits.add(entry, sent, 0.0, None)
         else:
             value = _state(series)
@@ -388,7 +390,7 @@ def _delta(ops: MetricOps, key: str, now: float, was: float, force: bool) -> Non
         delta = now - was
         if delta or force:
             ops.incr.append((key, delta))
-    elif not (now == was or (now != now and was != was)):
+    elif force or not (now == was or (now != now and was != was)):
         # an infinite or NaN total: store it as it is (+Inf, -Inf or NaN), not as a delta
         ops.sets.append((key, floatstr(now)))
 

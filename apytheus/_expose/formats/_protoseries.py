@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from ..._native import Layout, split
+from ..._native import count as native_count
 from ..._record.family import Family
 from . import _protometric as pm
 from ._protonative import native_fields
@@ -128,7 +129,9 @@ def _histograms(
         count = float(sum(counts))
         extra = b""
         if native is not None:
-            extra = native_fields(split(s.native_snapshot(), native))
+            natives = s.native_snapshot()
+            count = native_count(natives)  # what the buckets hold: the two always agree
+            extra = native_fields(split(natives, native))
             # Histogram.exemplars (field 16) carry a native histogram's exemplars; a
             # native-only one writes no classic +Inf bucket for its exemplar
             extra += b"".join(field(_EXEMPLARS, enc.exemplar(e)) for e in exemplars if e)
