@@ -21,6 +21,7 @@ from ._expose.routes import route_template
 from ._public import publish
 from ._record.timers import clock
 from ._request_metrics import metrics_for
+from ._trace import require_otel, span_exemplar
 from .registry import REGISTRY, Registry
 
 __all__ = ["MetricsMiddleware", "PytheusMiddlewareASGI", "UNMATCHED_ROUTE"]
@@ -55,7 +56,10 @@ class MetricsMiddleware:
         extra_label_names: the names of those labels.
         exemplar: a function of the ASGI scope returning exemplar labels (e.g.
             ``{"trace_id": ...}``) or None; attached to the duration
-            observation and shown in OpenMetrics.
+            observation and shown in OpenMetrics and protobuf. ``"otel"``: the
+            ``trace_id`` and ``span_id`` of the current OpenTelemetry span, if
+            sampled (needs ``opentelemetry-api``; put the tracing middleware
+            outside this one, so that its span is current here).
         native_histograms: the duration histogram also has native buckets
             (factor 1.1), which Prometheus reads through protobuf; with
             ``buckets=()`` it has only those.
@@ -81,7 +85,7 @@ class MetricsMiddleware:
         group_status_codes: bool = False,
         extra_labels: Callable[[Scope], Mapping[str, str]] | None = None,
         extra_label_names: Sequence[str] = (),
-        exemplar: Callable[[Scope], Mapping[str, str] | None] | None = None,
+        exemplar: Callable[[Scope], Mapping[str, str] | None] | str | None = None,
         native_histograms: bool = False,
     ) -> None:
         self.app = app
@@ -95,6 +99,11 @@ class MetricsMiddleware:
         self.excluded = [re.compile(p) for p in excluded if set(p) & _REGEX_CHARS]
         self.group_status_codes = group_status_codes
         self.extra_labels = extra_labels
+        if exemplar == "otel":  # the current OpenTelemetry span's ids
+            require_otel()
+            exemplar = span_exemplar
+        elif isinstance(exemplar, str):
+            raise ValueError(f"exemplar must be a function or 'otel', not {exemplar!r}")
         self.exemplar = exemplar
         self._exemplar_failed = False
 
