@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Final, NamedTuple
@@ -94,6 +94,10 @@ class Fast(NamedTuple):
     bucket ``bisect_left(bounds, value) + offset``, the same as `bucket_index`
     finds, since the bounds are the table's scaled by powers of two. Anything
     else (negative, zero-ish, huge, NaN) takes `bucket_key`.
+
+    ``classic[k]`` is the classic bucket of every value that bisects to ``k``, or
+    -1 where a classic bound lies inside that native bucket: a histogram that keeps
+    its classic buckets then needs no second bisection for most values.
     """
 
     low: float
@@ -101,6 +105,7 @@ class Fast(NamedTuple):
     bounds: tuple[float, ...]
     offset: int
     layout: Layout
+    classic: tuple[int, ...]
 
 
 _FAST_RANGE: Final = 32  # the fast path's bounds span 2**-32 to 2**32
@@ -118,10 +123,17 @@ def _fast_bounds(schema: int) -> tuple[tuple[float, ...], int]:
     return tuple(math.ldexp(1.0, i * width) for i in range(first, _FAST_RANGE // width + 1)), first
 
 
-def fast(lay: Layout) -> Fast:
-    """The record path's view of ``lay`` (see `Fast`)."""
+def fast(lay: Layout, classic_bounds: tuple[float, ...] = ()) -> Fast:
+    """The record path's view of ``lay`` and the histogram's classic bounds (see `Fast`)."""
     bounds, offset = _fast_bounds(lay.schema)
-    return Fast(max(bounds[0], lay.zero_threshold), bounds[-1], bounds, offset, lay)
+    classic = [-1]  # k = 0: below `low`, never on the fast path
+    for k in range(1, len(bounds)):
+        below = bisect_right(classic_bounds, bounds[k - 1])  # bounds <= the bucket's start
+        inside = bisect_left(classic_bounds, bounds[k]) > below  # one strictly inside
+        classic.append(-1 if inside else below)
+    classic.append(-1)  # past `high`: never on the fast path either
+    low = max(bounds[0], lay.zero_threshold)
+    return Fast(low, bounds[-1], bounds, offset, lay, tuple(classic))
 
 
 def layout(factor: object, max_buckets: object, zero_threshold: object) -> Layout:

@@ -323,3 +323,25 @@ def test_native_buckets_turned_on_over_classic_data_in_redis_keep_count_and_buck
     (metric,) = scrape(new)["h"].metric
     hist = metric.histogram
     assert hist.sample_count == buckets_total(hist) == 1  # the classic totals count 2
+
+
+@pytest.mark.parametrize("factor", [1e6, 2, 1.1, 1.01, 1.0001])
+def test_the_record_path_finds_the_classic_bucket_bisect_gives(factor: float) -> None:
+    """With classic buckets kept, the fast path takes most classic buckets from a table."""
+    import random
+    from bisect import bisect_left
+
+    registry = CollectorRegistry()
+    bounds = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 2.0**-10, 1e9)
+    h = Histogram("h", "H", buckets=sorted(bounds), native_bucket_factor=factor, registry=registry)
+    rng = random.Random(factor)
+    values = [2.0 ** rng.uniform(-40, 40) * rng.choice((1, -1)) for _ in range(3000)]
+    for b in bounds:  # on, just below and just above every classic bound
+        values += [b, math.nextafter(b, 0), math.nextafter(b, math.inf)]
+    expected = [0] * (len(bounds) + 1)
+    for v in values:
+        h.observe(v)
+        expected[bisect_left(sorted(bounds), v)] += 1
+    counts_, total = h._series.snapshot()
+    assert counts_ == expected
+    assert total == pytest.approx(math.fsum(values))

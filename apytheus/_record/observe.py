@@ -28,7 +28,7 @@ class ObservedHandle(Handle):
 
     def _bind(self, family: Family, labels: dict[str, str], pairs: LabelPairs) -> None:
         self._bounds = family.bounds
-        self._native = None if family.native is None else fast(family.native)
+        self._native = None if family.native is None else fast(family.native, family.bounds)
         super()._bind(family, labels, pairs)
 
     def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
@@ -59,22 +59,26 @@ class ObservedHandle(Handle):
             cell = cells[tid]
         except KeyError:
             cell = cells.setdefault(tid, self._series.new_cell())
-        cell[bisect_left(self._bounds, value)] += 1
+        native = self._native
+        if native is None:
+            cell[bisect_left(self._bounds, value)] += 1
+        else:  # its native bucket too, in the cell's dict of counts by key
+            low, high, table, offset, layout, classic = native
+            if low < value <= high:  # one bisection finds most, and their classic bucket
+                k = bisect_left(table, value)
+                key = k + offset
+                i = classic[k]
+                cell[i if i >= 0 else bisect_left(self._bounds, value)] += 1
+            else:
+                key = bucket_key(value, layout)  # type: ignore[assignment]  # not NaN here
+                cell[bisect_left(self._bounds, value)] += 1
+            buckets = cell[-2]
+            try:
+                buckets[key] += 1
+            except KeyError:
+                buckets[key] = 1
         cell[-1] += value
         series = self._series
-        native = self._native
-        if native is not None:  # its bucket too, in the cell's dict of counts by key
-            low, high, table, offset, layout = native
-            buckets = cell[-2]
-            if low < value <= high:  # one bisection finds most
-                key: int | None = bisect_left(table, value) + offset
-            else:
-                key = bucket_key(value, layout)  # None for NaN: in the count only
-            if key is not None:
-                try:
-                    buckets[key] += 1
-                except KeyError:
-                    buckets[key] = 1
         if series.sink is not None:  # after the writes: a buffer reading it now sees them
             series.changed()
 
