@@ -1564,11 +1564,13 @@ def render_text(header: list[str], right: list[bool], body: list[list[str]]) -> 
 def render_markdown(header: list[str], right: list[bool], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |"]
     lines.append("|" + "|".join("---:" if r else "---" for r in right) + "|")
-    lines.extend("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in body)
+    lines.extend(
+        "| " + " | ".join(c.strip().replace("|", "\\|") for c in cells) + " |" for cells in body
+    )
     return "\n".join(lines)
 
 
-def _source_digest(package: str) -> str:
+def source_digest(package: str) -> str:
     """A short sha256 of a package's .py files: identifies uncommitted source trees."""
     from importlib.util import find_spec
 
@@ -1582,7 +1584,10 @@ def _source_digest(package: str) -> str:
     return f"{root} sha256:{digest.hexdigest()[:12]}"
 
 
-def _versions() -> str:
+def versions(
+    dists: Sequence[str] = ("apytheus", "pytheus", "prometheus_client", "redis", "hiredis"),
+) -> str:
+    """The installed version of each distribution, as one line."""
     from importlib.metadata import PackageNotFoundError, version
 
     def one(dist: str) -> str:
@@ -1591,8 +1596,7 @@ def _versions() -> str:
         except PackageNotFoundError:
             return f"{dist} (not installed)"
 
-    out = [one(d) for d in ("apytheus", "pytheus", "prometheus_client", "redis", "hiredis")]
-    return ", ".join(out)
+    return ", ".join(one(d) for d in dists)
 
 
 def print_report(rep: Report, markdown: bool) -> None:
@@ -1702,10 +1706,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"python: {platform.python_implementation()} {platform.python_version()}",
         f"platform: {platform.platform()}",
         f"cpus: {os.cpu_count()}",
-        f"versions: {_versions()}",
+        f"versions: {versions()}",
         f"redis-server: {binary} ({redis_version(binary)}), "
         "two instances (apytheus, pytheus), --save '' --appendonly no",
-        f"apytheus source: {_source_digest('apytheus')}",
+        f"apytheus source: {source_digest('apytheus')}",
         f"mode: {mode}; values are medians",
         f"parts: {', '.join(p for p in PARTS if p in parts)}",
     ]

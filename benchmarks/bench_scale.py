@@ -88,7 +88,6 @@ import bisect
 import contextlib
 import datetime as dt
 import gc
-import hashlib
 import json
 import math
 import os
@@ -135,6 +134,7 @@ SCRAPE_VARIANTS: dict[str, str] = {
     "pc": "prometheus_client",
     "pc_mp": "p_c multiprocess (1 writer's files)",
 }
+VERSIONS = ("apytheus", "prometheus_client", "redis", "hiredis", "anyio")  # in the run's notes
 FORMAT_KINDS: dict[str, str] = {
     "counter": "counters",
     "gauge": "gauges",
@@ -1416,80 +1416,6 @@ def write_chart(path: str, plan: Plan, rep: Report) -> None:
 
 
 # --------------------------------------------------------------------------- report
-def render_text(header: list[str], right: list[bool], body: list[list[str]]) -> str:
-    plain = [[c.replace("`", "") for c in cells] for cells in [header, *body]]
-    widths = [max(len(r[i]) for r in plain) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)
-        ).rstrip()
-
-    return "\n".join(
-        [line(plain[0]), "  ".join("-" * w for w in widths)] + [line(c) for c in plain[1:]]
-    )
-
-
-def render_markdown(header: list[str], right: list[bool], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |"]
-    lines.append("|" + "|".join("---:" if r else "---" for r in right) + "|")
-    lines.extend(
-        "| " + " | ".join(c.strip().replace("|", "\\|") for c in cells) + " |" for cells in body
-    )
-    return "\n".join(lines)
-
-
-def _source_digest(package: str) -> str:
-    """A short sha256 of a package's .py files: identifies uncommitted source trees."""
-    from importlib.util import find_spec
-
-    spec = find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return "unknown"
-    root = Path(next(iter(spec.submodule_search_locations)))
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return f"{root} sha256:{digest.hexdigest()[:12]}"
-
-
-def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    def one(dist: str) -> str:
-        try:
-            return f"{dist} {version(dist)}"
-        except PackageNotFoundError:
-            return f"{dist} (not installed)"
-
-    return ", ".join(one(d) for d in ("apytheus", "prometheus_client", "redis", "hiredis", "anyio"))
-
-
-def print_report(rep: Report, markdown: bool) -> None:
-    if markdown:
-        print("\n".join(f"- {m}" for m in rep.meta))
-        for title, header, right, body in rep.tables:
-            print(f"\n### {title}\n")
-            print(render_markdown(header, right, body))
-        print("\nTargets:\n")
-        print("\n".join(f"- {v}" for v in rep.verdicts))
-        print("\nNotes:\n")
-        print("\n".join(f"- {n}" for n in rep.notes))
-        if rep.errors:
-            print("\nErrors:\n\n```\n" + "\n".join(rep.errors) + "\n```")
-    else:
-        print("\n".join(rep.meta))
-        for title, header, right, body in rep.tables:
-            print(f"\n{title}\n")
-            print(render_text(header, right, body))
-        print("\nTargets:")
-        print("\n".join(f"  {v}" for v in rep.verdicts))
-        print("\nNotes:")
-        print("\n".join(f"  {n}" for n in rep.notes))
-        if rep.errors:
-            print("\nErrors:\n" + "\n".join(rep.errors))
-
-
 def _method_notes(plan: Plan, rep: Report, parts: Sequence[str]) -> None:
     sizes = ", ".join(_k(n) for n in plan.sizes)
     if plan.quick:
@@ -1607,7 +1533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lag_seconds:
         plan = Plan(**{**plan.__dict__, "lag_seconds": args.lag_seconds})
     rep = Report()
-    digest_before = _source_digest("apytheus")
+    digest_before = bench_redis.source_digest("apytheus")
     busy_before = busy_seconds()
     cpu_before = _own_cpu_seconds()
     started = time.perf_counter()
@@ -1643,7 +1569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"run (of {os.cpu_count()}): times, and the loop-lag tails most, are inflated; see "
             "the per-cell 'other' CPU in the loop-lag table",
         )
-    digest_after = _source_digest("apytheus")
+    digest_after = bench_redis.source_digest("apytheus")
     if digest_after != digest_before:
         rep.notes.insert(
             0,
@@ -1674,7 +1600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"python: {platform.python_implementation()} {platform.python_version()}",
         f"platform: {platform.platform()}",
         f"cpus: {os.cpu_count()}",
-        f"versions: {_versions()}",
+        f"versions: {bench_redis.versions(VERSIONS)}",
         f"redis-server: {binary} ({redis_version(binary)}), --save '' --appendonly no",
         f"apytheus source: {digest_after}",
         "other load during the run (CPU busy minus this script, its children and "
@@ -1684,7 +1610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{plan.lag_seconds:g} s per cell; values are medians",
         f"parts: {', '.join(p for p in PARTS if p in parts)}",
     ]
-    print_report(rep, args.markdown)
+    bench_redis.print_report(rep, args.markdown)  # type: ignore[arg-type]  # the same fields
     return 0
 
 

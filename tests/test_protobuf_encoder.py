@@ -692,23 +692,23 @@ def test_samples_of_a_gauge_named_otherwise_are_a_family_of_their_own() -> None:
 
 
 # -- the chunked pieces ----------------------------------------------------------------------
-def test_header_and_metric_chunks_frame_into_the_same_message(registry: CollectorRegistry) -> None:
+def test_a_family_of_many_chunks_is_one_message_with_every_series_in_order(
+    registry: CollectorRegistry,
+) -> None:
+    """A registered metric is encoded a chunk of series at a time, then framed once."""
+    from apytheus._expose.chunks import CHUNK_SAMPLES
+    from apytheus.exposition import PROTOBUF_CONTENT_TYPE, render
+
     c = Counter("chunked", "Chunked", ["i"], registry=registry)
-    for i in range(10):
+    n = CHUNK_SAMPLES * 3 + 7  # a counter series is two samples: six chunks and a bit
+    for i in range(n):
         c.labels(str(i)).inc(i)
-    (fam,) = collect_sync(registry, True)
-    whole = protobuf.encode([fam], "underscores")
-    first = fam._replace(samples=fam.samples[:8])
-    second = fam._replace(samples=fam.samples[8:])
-    framed = protobuf.frame(
-        protobuf.encode_header(first, "underscores"),
-        [
-            protobuf.encode_metrics(first, "underscores"),
-            protobuf.encode_metrics(second, "underscores"),
-        ],
-    )
-    assert framed == whole
-    assert protobuf.frame(protobuf.encode_header(fam, "underscores"), [b""]) == b""
+    Counter("empty", "No series", ["i"], registry=registry)  # left out: no message
+    (family,) = decode(render(registry, PROTOBUF_CONTENT_TYPE)[0])
+    assert family.name == "chunked_total"
+    assert [(m.label[0].value, m.counter.value) for m in family.metric] == [
+        (str(i), float(i)) for i in range(n)
+    ]
 
 
 def test_every_registry_type_together_decodes(registry: CollectorRegistry) -> None:

@@ -73,19 +73,6 @@ def frame(header: bytes, body: Sequence[bytes]) -> bytes:
     return b"".join((varint(len(header) + total), header, *body))
 
 
-def encode_header(family: MetricFamily, escaping: str = UNDERSCORES) -> bytes:
-    """A family's name, help, type and unit fields (the start of its message, see `frame`)."""
-    return _header(pm.Encoder(escaping), family, exposed_name(family))
-
-
-def encode_metrics(family: MetricFamily, escaping: str = UNDERSCORES) -> bytes:
-    """A family's series as MetricFamily.metric fields (a chunk of its message, see `frame`).
-
-    Every sample counts as the family's, whatever its name.
-    """
-    return b"".join(metrics(pm.Encoder(escaping), family, None))
-
-
 def encode(families: Iterable[MetricFamily], escaping: str = UNDERSCORES) -> bytes:
     """Families as delimited ``io.prometheus.client.MetricFamily`` messages.
 
