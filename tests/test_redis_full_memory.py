@@ -15,11 +15,7 @@ import json
 import os
 import random
 import runpy
-import select
-import subprocess
-import sys
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +27,7 @@ import redis.exceptions
 from conftest import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from redis_server import RedisServer
+from worker_process import WorkerProcess
 
 import apytheus
 from apytheus import CollectorRegistry, Counter, Histogram, generate_metrics
@@ -92,50 +89,10 @@ class Filler:
             self.error = exc
 
 
-class Worker:
-    """A worker process (tests/workers/full_memory.py); stopped by its PID if it hangs."""
-
-    def __init__(self, env: dict[str, str], seed: int, index: int, log: Path) -> None:
-        args = [sys.executable, str(WORKER), str(seed), str(index), str(EVENTS)]
-        args.append(str(RECORD_SECONDS))
-        with log.open("wb") as err:
-            self.process = subprocess.Popen(
-                args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err
-            )
-        self.log = log
-        self._buffer = b""
-
-    def line(self, timeout: float = 30) -> str:
-        assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                pytest.fail(f"worker {self.process.pid} did not answer in {timeout} s")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                pytest.fail(f"worker {self.process.pid} exited:\n{self.log.read_text()}")
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode()
-
-    def exit(self) -> dict[str, Any]:
-        """Let it leave its lifespan (the last flush) and exit; its backend's health."""
-        assert self.process.stdin is not None
-        self.process.stdin.write(b"exit\n")
-        self.process.stdin.close()
-        health: dict[str, Any] = json.loads(self.line())
-        assert self.process.wait(timeout=30) == 0, self.log.read_text()
-        return health
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=15)
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                pipe.close()
+def start_worker(env: dict[str, str], seed: int, index: int, log: Path) -> WorkerProcess:
+    """A worker process (tests/workers/full_memory.py) recording its share of the plan."""
+    args = [str(WORKER), str(seed), str(index), str(EVENTS), str(RECORD_SECONDS)]
+    return WorkerProcess(args, env, log)
 
 
 def expected_samples(seed: int) -> dict[Key, float]:
@@ -210,13 +167,13 @@ def test_updates_refused_by_a_full_redis_are_sent_again_and_the_totals_are_exact
         "APYTHEUS_BACKEND_CONFIG": json.dumps(config),
     }
     filler = Filler(server, seed)
-    workers: list[Worker] = []
+    workers: list[WorkerProcess] = []
     try:
         filler.start()
         try:
             wait_for(lambda: filler.refused > 0, timeout=10, what="the filler to fill Redis")
             workers.extend(
-                Worker(env, seed, i, tmp_path / f"worker{i}.log") for i in range(WORKERS)
+                start_worker(env, seed, i, tmp_path / f"worker{i}.log") for i in range(WORKERS)
             )
             for w in workers:
                 ready, _, path = w.line().partition(" ")

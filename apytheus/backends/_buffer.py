@@ -160,6 +160,13 @@ class DeltaBuffer:
         with self._lock:
             return list(self._tracked)
 
+    def dirty(self) -> bool:
+        """Whether the next batch has anything to send (cheap: no series is read)."""
+        with self._lock:
+            if self.pending is not None or self._deletes or self._whole:
+                return True
+            return any(t.changed or t.polled or t.all for t in self._tracked.values())
+
     def size(self) -> int:
         """How many series are tracked."""
         with self._lock:

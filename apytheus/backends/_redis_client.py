@@ -1,15 +1,25 @@
-"""STORE: the connection config, redis-py clients, and outages told from bad credentials."""
+"""STORE: the connection config, and the redis-py clients that find the master.
+
+Three kinds of config: one server (``url``, or ``host``/``port``), Sentinel
+(``sentinels`` and ``service_name``), and Redis Cluster (``cluster``). A
+`Connector` makes the store's clients and, after a failover, finds the master
+again (see `Connector.demoted`).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from ._redis_auth import is_auth_error
+
+log = logging.getLogger("apytheus")
 
 TRANSIENT = (
     redis.exceptions.ConnectionError,
@@ -20,9 +30,51 @@ TRANSIENT = (
     redis.exceptions.ClusterDownError,
     redis.exceptions.MasterDownError,
 )
-# errors that retrying cannot cure: the credentials or the ACL are wrong (a config problem)
-_AUTH_PREFIXES = ("NOAUTH", "WRONGPASS", "NOPERM")
-_SCRIPT_ACL = "user executing the script can't"  # an ACL refusal inside a Lua script
+
+_SENTINEL_OPTIONS = ("sentinels", "service_name", "sentinel_username", "sentinel_password")
+
+
+class NotReplicated(redis.exceptions.RedisError):
+    """The batch was applied, but fewer replicas than ``replicas`` confirmed it (``WAIT``)."""
+
+
+def execute(pipe: Any) -> list[Any]:
+    """Run a pipeline; an error is returned in place of its command's reply.
+
+    The errors lose their tracebacks: a traceback holds the frames that made
+    the batch, which hold the errors, and that cycle would keep every metric
+    of the batch alive until the cyclic garbage collector runs.
+    """
+    results: list[Any] = pipe.execute(raise_on_error=False)
+    for result in results:
+        if isinstance(result, BaseException):
+            result.__traceback__ = None
+    return results
+
+
+# The errors that retrying cannot cure, for one metric's keys: what they mean.
+_PERMANENT = {
+    "WRONGTYPE": "a key of another type under the key prefix",
+    "holds no number": "a field that holds no number",  # FLUSH_SCRIPT's own error
+}
+
+
+def permanent_reason(error: object) -> str | None:
+    """Why ``error`` (a script's reply) can never succeed for its metric, or None.
+
+    Only a key of another type, or a field that holds no number, is proven
+    permanent; every other error (``OOM``, ``BUSY``, ``READONLY``, a lost
+    connection, one nobody foresaw) may pass, so its batch is sent again.
+    """
+    if not isinstance(error, redis.exceptions.ResponseError) or is_auth_error(error):
+        return None
+    if isinstance(error, TRANSIENT):
+        return None
+    text = str(error)
+    for marker, reason in _PERMANENT.items():
+        if marker in text:
+            return reason
+    return None
 
 
 def close_client(client: Any) -> None:
@@ -45,136 +97,101 @@ def ping_once(make_client: Callable[[], Any]) -> None:
         close_client(client)
 
 
-def is_auth_error(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) says the credentials or the ACL are wrong."""
-    return _auth_error(exc) is not None
+class Connector:
+    """Makes redis-py sync clients from the config, and follows the master.
 
+    * Sentinel: redis-py's pool asks the sentinels for the master's address on
+      every new connection, and drops a connection whose server answers
+      ``READONLY`` (it was demoted): failovers need nothing more.
+    * One server: a server that answers ``READONLY`` was demoted to a replica.
+      `demoted` asks it (``ROLE``) where its master is, and the clients made
+      afterwards connect there. Once that address fails too, clients go back to
+      the configured one.
+    * Cluster: redis-py follows the slots (``MOVED``) itself.
 
-def _auth_error(exc: BaseException) -> BaseException | None:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:  # a cluster client wraps the cause
-        seen.add(id(current))
-        if isinstance(
-            current,
-            redis.exceptions.AuthenticationError
-            | redis.exceptions.AuthenticationWrongNumberOfArgsError
-            | redis.exceptions.NoPermissionError,
-        ):
-            return current
-        if isinstance(current, redis.exceptions.ResponseError) and (
-            str(current).startswith(_AUTH_PREFIXES) or _SCRIPT_ACL in str(current)
-        ):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def auth_problem(exc: BaseException, config: Mapping[str, Any]) -> str | None:
-    """What is wrong and how to fix it, if ``exc`` is an authentication or ACL error.
-
-    The message names the server (its address without the password) and never
-    contains the password.
+    ``retries`` (if given) replaces redis-py's retry policy: ``0`` makes
+    clients that try once (the startup check's).
     """
-    error = _auth_error(exc)
-    if error is None:
-        return None
-    where = redacted_location(config)
-    password = _password(config)
-    reply = str(error)
-    if password:
-        reply = reply.replace(password, "***")
-    text = reply.lower()
-    if isinstance(error, redis.exceptions.AuthenticationWrongNumberOfArgsError):
-        what = (
-            f"Redis at {where} refused AUTH with a username (a server older than 6.0 "
-            "has no ACL users)"
-        )
-        fix = "leave `username` out of the backend config, or upgrade Redis"
-    elif (
-        isinstance(error, redis.exceptions.NoPermissionError)
-        or text.startswith("noperm")
-        or _SCRIPT_ACL in text
-    ):
-        what = f"the Redis ACL user of {where} may not run a command apytheus needs"
-        fix = (
-            "grant that user the commands and key patterns listed in the Security "
-            "section of the multiprocess docs (ACL SETUSER)"
-        )
-    elif "without any password configured" in text or "no password is set" in text:
-        what = f"the backend config gives a password, but Redis at {where} has none set"
-        fix = "remove the password from the backend config, or set one in Redis (requirepass)"
-    elif not password or "authentication required" in text or "noauth" in text:
-        what = f"Redis at {where} requires a password, and the backend config gives none"
-        fix = (
-            'give it: "url": "redis://:PASSWORD@host:6379/0", or the "password" '
-            '(and "username" for an ACL user) option'
-        )
-    else:
-        what = f"Redis at {where} refused the username/password of the backend config"
-        fix = (
-            'check "password" (and "username" for an ACL user), in the "url" '
-            "(redis://USER:PASSWORD@host) or as options"
-        )
-    return f"{what} ({type(error).__name__}: {reply}); {fix}"
 
+    def __init__(self, config: Mapping[str, Any], retries: int | None = None) -> None:
+        options = dict(config)
+        self.cluster = bool(options.pop("cluster", False))
+        self.url: str | None = options.pop("url", None)
+        self.sentinels: list[tuple[str, int]] = [
+            (str(h), int(p)) for h, p in options.pop("sentinels", None) or ()
+        ]
+        self.service_name = str(options.pop("service_name", ""))
+        self.sentinel_options = {
+            k[len("sentinel_") :]: options.pop(k)
+            for k in ("sentinel_username", "sentinel_password")
+            if k in options
+        }
+        self.options: dict[str, Any] = {
+            "socket_timeout": 5.0,
+            "socket_connect_timeout": 5.0,
+            **options,
+        }
+        if retries is not None:
+            self.options["retry"] = Retry(NoBackoff(), retries)
+        self.followed: tuple[str, int] | None = None  # a demoted server's master
+        if not self.cluster:
+            self._plain()  # checks the options now (no I/O), not at first use
 
-def _password(config: Mapping[str, Any]) -> str | None:
-    url = config.get("url")
-    if url:
+    def __call__(self) -> Any:
+        """A new client (a cluster client connects as it is made)."""
+        if self.cluster:
+            from redis.cluster import RedisCluster
+
+            if self.url:
+                return RedisCluster.from_url(self.url, **self.options)
+            return RedisCluster(**self.options)
+        if self.sentinels:
+            from redis.sentinel import Sentinel
+
+            sentinel_kwargs = {
+                k: v for k, v in self.options.items() if k.startswith("socket_")
+            } | self.sentinel_options
+            sentinel = Sentinel(self.sentinels, sentinel_kwargs=sentinel_kwargs, **self.options)
+            return sentinel.master_for(self.service_name)
+        client = self._plain()
+        if self.followed is not None:
+            kwargs = client.connection_pool.connection_kwargs
+            kwargs["host"], kwargs["port"] = self.followed
+        return client
+
+    def _plain(self) -> redis.Redis:
+        if self.url:
+            return redis.Redis.from_url(self.url, **self.options)
+        return redis.Redis(**self.options)
+
+    def demoted(self, client: Any) -> str:
+        """A server answered ``READONLY``: find its master. Says what was found, for the log."""
+        if self.cluster or self.sentinels:
+            return "redis-py asks for the master again"
+        if "unix_socket_path" in self.options:
+            return "a Unix socket cannot be followed to another host"
         try:
-            found = urlsplit(str(url)).password
-        except ValueError:
-            found = None
-        if found:
-            return unquote(found)
-    password = config.get("password")
-    return str(password) if password else None
+            role = client.execute_command("ROLE")
+        except redis.exceptions.RedisError as exc:
+            self.followed = None
+            return f"asking it for its master failed ({exc}); trying the configured address again"
+        kind = role[0].decode() if isinstance(role[0], bytes) else str(role[0])
+        if kind not in ("slave", "replica"):
+            self.followed = None
+            return f"it is a {kind} now; trying the configured address again"
+        host = role[1].decode() if isinstance(role[1], bytes) else str(role[1])
+        self.followed = (host, int(role[2]))
+        return f"it is a replica of {host}:{role[2]} now, where the next flush goes"
 
-
-def redacted_location(config: Mapping[str, Any]) -> str:
-    """Where the config points, as a URL without password or query (safe to log)."""
-    url = config.get("url")
-    if url:
-        try:
-            parts = urlsplit(str(url))
-            user = f"{parts.username}@" if parts.username else ""
-            host = parts.hostname or ""
-            port = f":{parts.port}" if parts.port else ""
-        except ValueError:
-            return "<the configured url>"
-        return f"{parts.scheme}://{user}{host}{port}{parts.path}"
-    scheme = "rediss" if config.get("ssl") else "redis"
-    if config.get("unix_socket_path"):
-        return f"unix://{config['unix_socket_path']}"
-    user = f"{config['username']}@" if config.get("username") else ""
-    host = config.get("host", "localhost")
-    return f"{scheme}://{user}{host}:{config.get('port', 6379)}/{config.get('db', 0)}"
-
-
-def client_factory(config: dict[str, Any], retries: int | None = None) -> Callable[[], Any]:
-    """A function making a redis-py sync client (or cluster client) from the config.
-
-    ``retries`` (if given) replaces redis-py's retry policy: ``0`` makes a client
-    that tries once (the startup check's).
-    """
-    options = dict(config)
-    cluster = bool(options.pop("cluster", False))
-    url = options.pop("url", None)
-    options = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0, **options}
-    if retries is not None:
-        options["retry"] = Retry(NoBackoff(), retries)
-    if cluster:
-        from redis.cluster import RedisCluster
-
-        if url:
-            return lambda: RedisCluster.from_url(url, **options)
-        return lambda: RedisCluster(**options)
-    if url:
-        redis.Redis.from_url(url, **options)  # checks the options now (no I/O), not at first use
-        return lambda: redis.Redis.from_url(url, **options)
-    redis.Redis(**options)
-    return lambda: redis.Redis(**options)
+    def unreachable(self) -> None:
+        """The followed master does not answer: go back to the configured address."""
+        if self.followed is not None:
+            log.warning(
+                "apytheus: the master followed at %s:%s does not answer; "
+                "connecting to the configured Redis again",
+                *self.followed,
+            )
+            self.followed = None
 
 
 def seconds_option(options: dict[str, Any], name: str, default: float) -> float:
@@ -190,7 +207,59 @@ def check_connection_options(options: dict[str, Any]) -> None:
     url = options.get("url")
     if url is not None and not (isinstance(url, str) and "://" in url):
         raise ValueError(f"url must be a string like redis://host:6379/0, not {url!r}")
+    if isinstance(url, str) and url.startswith("sentinel"):
+        raise ValueError(
+            'Sentinel is configured with "sentinels": [[host, port], ...] and '
+            f'"service_name", not a url ({url.split("://")[0]}://)'
+        )
     for name in ("port", "db"):
         value = options.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError(f"{name} must be a whole number, not {value!r}")
+    if any(name in options for name in _SENTINEL_OPTIONS):
+        _check_sentinel_options(options)
+
+
+def _check_sentinel_options(options: dict[str, Any]) -> None:
+    sentinels = options.get("sentinels")
+    if not isinstance(sentinels, list | tuple) or not sentinels:
+        raise ValueError(f"sentinels must be a list of [host, port] pairs, not {sentinels!r}")
+    for pair in sentinels:
+        if (
+            not isinstance(pair, list | tuple)
+            or len(pair) != 2
+            or not isinstance(pair[0], str)
+            or isinstance(pair[1], bool)
+            or not isinstance(pair[1], int)
+        ):
+            raise ValueError(f"each of sentinels must be a [host, port] pair, not {pair!r}")
+    service = options.get("service_name")
+    if not isinstance(service, str) or not service:
+        raise ValueError(
+            f"service_name (the master's name in Sentinel) is required, not {service!r}"
+        )
+    for name in ("sentinel_username", "sentinel_password"):
+        if name in options and not isinstance(options[name], str):
+            raise ValueError(f"{name} must be a string")
+    clash = [n for n in ("url", "host", "port", "unix_socket_path", "cluster") if n in options]
+    if clash:
+        raise ValueError(f"sentinels find the master themselves: leave out {', '.join(clash)}")
+
+
+def replicas_option(options: dict[str, Any]) -> tuple[int, float]:
+    """Pop ``replicas`` and ``replicas_timeout`` (seconds), or say which is wrong."""
+    replicas = options.pop("replicas", 0)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+        raise ValueError(f"replicas must be a whole number >= 0, not {replicas!r}")
+    timeout = seconds_option(options, "replicas_timeout", 1.0)
+    if not 0 < timeout <= 60:
+        raise ValueError("replicas_timeout must be between 0 and 60 seconds")
+    if replicas and options.get("cluster"):
+        raise ValueError(
+            "replicas is not supported with cluster: WAIT confirms one node's writes, "
+            "and a batch spans many"
+        )
+    socket_timeout = options.get("socket_timeout", 5.0)
+    if replicas and isinstance(socket_timeout, int | float) and socket_timeout <= timeout:
+        raise ValueError("replicas_timeout must be shorter than socket_timeout")
+    return replicas, timeout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import redis
@@ -18,7 +18,15 @@ import redis.exceptions
 
 from ._batch import Batch, Mark
 from ._protocol import MetricSpec, Series
-from ._redis_client import TRANSIENT, close_client, is_auth_error
+from ._redis_auth import is_auth_error
+from ._redis_client import (
+    TRANSIENT,
+    Connector,
+    NotReplicated,
+    close_client,
+    execute,
+    permanent_reason,
+)
 from ._redis_layout import marks_key, metric_keys, workers_key
 from ._redis_merge import Merge
 from ._redis_scripts import FLUSH_SHA, MARK_SHA, PRUNE_SCRIPT, PRUNE_SHA, SCRIPTS
@@ -43,11 +51,21 @@ class RedisStore:
     """Reads and writes metric data for one key prefix (blocking calls: run them in a thread).
 
     The client is created on first use, so creating a store does no I/O (a
-    cluster client connects when it is made).
+    cluster client connects when it is made). With ``replicas``, a write counts
+    only once ``WAIT`` confirms that many replicas hold it.
     """
 
-    def __init__(self, make_client: Callable[[], Any], key_prefix: str, heartbeat_ttl: float):
-        self._make_client = make_client
+    def __init__(
+        self,
+        connector: Connector,
+        key_prefix: str,
+        heartbeat_ttl: float,
+        replicas: int = 0,
+        replicas_timeout: float = 1.0,
+    ):
+        self._connector = connector
+        self.replicas = replicas
+        self.replicas_timeout = replicas_timeout
         self._client: Any = None
         self._client_lock = threading.Lock()
         self.key_prefix = key_prefix
@@ -69,7 +87,7 @@ class RedisStore:
         if client is None:
             with self._client_lock:
                 if self._client is None:
-                    self._client = self._make_client()
+                    self._client = self._connector()
                 client = self._client
         return client
 
@@ -88,6 +106,27 @@ class RedisStore:
         client, self._client = self._client, None
         if client is not None:
             close_client(client)
+
+    def failed(self, client: Any, errors: Sequence[BaseException]) -> None:
+        """What a failed round trip tells about the server: demoted, or gone.
+
+        A server that answers ``READONLY`` became a replica (a failover): the
+        connector looks for the master, and the next round trip uses a new
+        client. A followed master that does not answer is given up.
+        """
+        if any(isinstance(e, redis.exceptions.ReadOnlyError) for e in errors):
+            found = self._connector.demoted(client)
+            log.warning("apytheus: Redis answered READONLY (a failover): %s", found)
+        elif any(isinstance(e, redis.exceptions.ConnectionError) for e in errors):
+            if self._connector.followed is None:
+                return
+            self._connector.unreachable()
+        else:
+            return
+        with self._client_lock:
+            if self._client is client:
+                self._client = None
+        close_client(client)
 
     def keys(self, spec: MetricSpec) -> tuple[str, str, str, str]:
         """The seq, values, created and times keys of a metric."""
@@ -131,14 +170,14 @@ class RedisStore:
             keys = (self.workers_key, self.marks_key)
             mark_args = (worker, expiry, expected_mark, str(mark.new), force)
             pipe.execute_command("EVALSHA", MARK_SHA, 2, *keys, *mark_args)
-            results = _execute(pipe)
+            if self.replicas:
+                pipe.execute_command("WAIT", self.replicas, int(self.replicas_timeout * 1000))
+            results = self._round_trip(client, pipe)
+            waited = results.pop() if self.replicas else None
             op_results = results[: len(ops_list)]
             behind = {o.spec.name for o, r in zip(ops_list, op_results, strict=True) if r == 2}
             self._behind |= behind
             errors = [r for r in results if isinstance(r, Exception)]
-            if not errors:
-                behind, self._behind = self._behind, set()
-                return Written({}, behind, results[-1] == 1)
             if attempt == 1 and any(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
                 # Redis restarted (or its scripts were flushed): load them and send the same
                 # again (every script checks what it already applied)
@@ -153,6 +192,7 @@ class RedisStore:
                 raise retry[0]
             if isinstance(results[-1], Exception):
                 raise results[-1]  # the heartbeat and mark failed: nothing is confirmed
+            self._check_replicated(waited)
             refused = {
                 o.spec.name: permanent_reason(r) or ""
                 for o, r in zip(ops_list, op_results, strict=True)
@@ -161,6 +201,32 @@ class RedisStore:
             behind, self._behind = self._behind, set()
             return Written(refused, behind, results[-1] == 1)
         raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _round_trip(self, client: Any, pipe: Any) -> list[Any]:
+        """Run ``pipe`` (see `execute`); tell `failed` what went wrong, if anything did."""
+        try:
+            results = execute(pipe)
+        except redis.exceptions.RedisError as exc:
+            self.failed(client, [exc])
+            raise
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            self.failed(client, errors)
+        return results
+
+    def _check_replicated(self, waited: object) -> None:
+        """Raise unless ``WAIT`` (its reply ``waited``) saw enough replicas hold the batch."""
+        if self.replicas == 0:
+            return
+        if isinstance(waited, Exception):
+            raise waited
+        if not isinstance(waited, int) or waited < self.replicas:
+            # applied, but not yet safe from a failover: the batch stays pending and is
+            # sent again (applied already, it changes nothing) until WAIT says so
+            raise NotReplicated(
+                f"{waited} of the {self.replicas} replicas asked for confirmed the "
+                f"batch within {self.replicas_timeout} s"
+            )
 
     def prune(self, specs: Sequence[MetricSpec], before: float, retry: bool = True) -> list[str]:
         """Remove what workers whose heartbeat expired before ``before`` left behind.
@@ -178,7 +244,7 @@ class RedisStore:
             pipe.execute_command("EVALSHA", PRUNE_SHA, 3, seq, values, times, *gone)
         pipe.zrem(self.workers_key, *gone)
         pipe.hdel(self.marks_key, *gone)
-        results = _execute(pipe)
+        results = execute(pipe)
         if retry and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
             client.script_load(PRUNE_SCRIPT)
             return self.prune(specs, before, retry=False)
@@ -189,14 +255,25 @@ class RedisStore:
 
     # -- read ---------------------------------------------------------------
     def read(
-        self, specs: Sequence[MetricSpec], now: float, created: bool = True
+        self,
+        specs: Sequence[MetricSpec],
+        now: float,
+        created: bool = True,
+        worker: str | None = None,
     ) -> dict[MetricSpec, list[Series]]:
         """Every series of ``specs``, merged over workers, in one round trip.
 
         ``created=False`` leaves counters' and histograms' creation times out
         (0): one hash per metric instead of two, for the text format.
+
+        With ``worker``, the read also refreshes that worker's heartbeat: a write,
+        which a replica refuses (``READONLY``). So the numbers never come from a
+        replica, which may lag or be a demoted master's stale copy.
         """
-        pipe = self.client.pipeline(transaction=False)
+        client = self.client
+        pipe = client.pipeline(transaction=False)
+        if worker is not None:
+            pipe.zadd(self.workers_key, {worker: now + self.heartbeat_ttl}, xx=True)
         extras: list[bool] = []
         for spec in specs:
             _, values, created_key, times = self.keys(spec)
@@ -206,7 +283,10 @@ class RedisStore:
             if extras[-1]:
                 pipe.hgetall(created_key if totals else times)
         pipe.zrangebyscore(self.workers_key, now, "+inf")
-        results = _execute(pipe)
+        results = self._round_trip(client, pipe)
+        if worker is not None and isinstance(results[0], Exception):
+            raise results[0]  # a replica (READONLY), or an outage
+        results = results[1:] if worker is not None else results
         # an outage, or an ACL that refuses a read: no partial answer
         errors = [r for r in results if isinstance(r, Exception)]
         transient = [e for e in errors if isinstance(e, TRANSIENT) or is_auth_error(e)]
@@ -229,42 +309,3 @@ class RedisStore:
             out[spec] = merge.merge(values, extra, live)
             self._kept[spec] = merge.known
         return out
-
-
-def _execute(pipe: Any) -> list[Any]:
-    """Run a pipeline; an error is returned in place of its command's reply.
-
-    The errors lose their tracebacks: a traceback holds the frames that made
-    the batch, which hold the errors, and that cycle would keep every metric
-    of the batch alive until the cyclic garbage collector runs.
-    """
-    results: list[Any] = pipe.execute(raise_on_error=False)
-    for result in results:
-        if isinstance(result, BaseException):
-            result.__traceback__ = None
-    return results
-
-
-# The errors that retrying cannot cure, for one metric's keys: what they mean.
-_PERMANENT = {
-    "WRONGTYPE": "a key of another type under the key prefix",
-    "holds no number": "a field that holds no number",  # FLUSH_SCRIPT's own error
-}
-
-
-def permanent_reason(error: object) -> str | None:
-    """Why ``error`` (a script's reply) can never succeed for its metric, or None.
-
-    Only a key of another type, or a field that holds no number, is proven
-    permanent; every other error (``OOM``, ``BUSY``, ``READONLY``, a lost
-    connection, one nobody foresaw) may pass, so its batch is sent again.
-    """
-    if not isinstance(error, redis.exceptions.ResponseError) or is_auth_error(error):
-        return None
-    if isinstance(error, TRANSIENT):
-        return None
-    text = str(error)
-    for marker, reason in _PERMANENT.items():
-        if marker in text:
-            return reason
-    return None

@@ -27,14 +27,15 @@ from .._labels import LabelSet
 from .._samples import MetricFamily
 from ..exceptions import BackendUnavailable, InvalidBackendConfigException
 from ._buffer import DeltaBuffer
-from ._flusher import Flusher, FlushRound, counted
+from ._flush_round import FlushRound
+from ._flusher import Flusher, counted
 from ._protocol import MetricSpec, Series, SupportsClose
+from ._redis_auth import auth_problem, redacted_location
 from ._redis_client import (
-    auth_problem,
+    Connector,
     check_connection_options,
-    client_factory,
     ping_once,
-    redacted_location,
+    replicas_option,
     seconds_option,
 )
 from ._redis_store import RedisStore
@@ -66,6 +67,11 @@ class RedisBackend:
         config: ``url`` (``redis://``, ``rediss://`` for TLS) or ``host``,
             ``port``, ``db``, ``username``, ``password``, ``ssl`` and any other
             redis-py connection option; ``cluster`` (bool) for Redis Cluster;
+            ``sentinels`` (``[[host, port], ...]``) and ``service_name`` (with
+            ``sentinel_username`` / ``sentinel_password`` if the sentinels
+            want them) for Sentinel; ``replicas`` (default 0): a batch counts
+            as written once ``WAIT`` confirms that many replicas hold it (within
+            ``replicas_timeout`` seconds, default 1), else it is sent again;
             ``key_prefix`` (default ``"apytheus"``) to share one Redis between
             apps; ``flush_interval`` in seconds (default 1); ``heartbeat_ttl``
             in seconds after which a silent worker counts as dead for the
@@ -93,13 +99,16 @@ class RedisBackend:
         self.worker_retention = seconds_option(options, "worker_retention", 86400.0)
         if not self.worker_retention > 0:
             raise ValueError("worker_retention must be a positive number of seconds")
+        replicas, replicas_timeout = replicas_option(options)
         check_connection_options(options)
         if "|" in self.key_prefix:
             raise ValueError("key_prefix must not contain '|' (it separates prefix and name)")
         self._identity = (self.key_prefix, repr(sorted(options.items())))
         self._options = options
-        self._store = RedisStore(client_factory(options), self.key_prefix, self.heartbeat_ttl)
-        self._probe = client_factory(options, retries=0)  # the startup check tries once
+        self._store = RedisStore(
+            Connector(options), self.key_prefix, self.heartbeat_ttl, replicas, replicas_timeout
+        )
+        self._probe = Connector(options, retries=0)  # the startup check tries once
         self._buffer = DeltaBuffer(_worker_id())
         self._round = FlushRound(
             self._buffer,
@@ -109,7 +118,7 @@ class RedisBackend:
             self.worker_retention,
             min(self.worker_retention, max(60.0, 10 * self.flush_interval)),
         )
-        self._flusher = Flusher(self.flush_sync, self.flush_interval)
+        self._flusher = Flusher(self._round.run_unless_busy, self.flush_interval)
         self._reads = Reads(MAX_READS, "Redis is slow")
         self._closed = False
         _backends.add(self)
@@ -137,13 +146,21 @@ class RedisBackend:
     ) -> dict[MetricSpec, list[Series]]:
         """Flush this worker's buffer, then read every worker's series (blocking).
 
+        The numbers are current, or not served: this worker's flush (or the one
+        under way, which it joins) wrote what it had recorded, and the read came
+        from the master (a replica refuses the heartbeat the read writes).
+
         Raises:
-            BackendUnavailable: Redis cannot be reached.
+            BackendUnavailable: Redis cannot be reached, or this worker's data
+                could not be written there (a scrape would see stale numbers).
         """
-        if not self._flusher.failures:  # after a failed flush, do not wait for another
-            self.flush_sync()
+        if not self._round.sync():
+            raise BackendUnavailable(
+                "cannot read metrics from Redis: this worker's data could not be written "
+                f"first, so its numbers would be stale ({self._round.error})"
+            )
         try:
-            return self._store.read(metrics, time.time(), created)
+            return self._store.read(metrics, time.time(), created, self.worker)
         except Exception as exc:
             problem = auth_problem(exc, self._options)
             raise BackendUnavailable(f"cannot read metrics from Redis: {problem or exc}") from exc

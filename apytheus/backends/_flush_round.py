@@ -1,0 +1,256 @@
+"""FLUSH: one flush of a worker's buffer to the store, and what the flushes went through.
+
+`Flusher` (``_flusher.py``) decides when; a `FlushRound` sends the batches,
+joins a flush under way for a scrape, and counts failures, resends and
+dropped updates for the health metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .._labels import LabelSet
+from .._samples import MetricFamily, Sample
+from ._batch import Batch
+from ._buffer import DeltaBuffer
+from ._redis_auth import auth_problem
+from ._redis_client import NotReplicated
+from ._redis_store import RedisStore
+
+log = logging.getLogger("apytheus")
+
+
+class FlushRound:
+    """One flush of a worker's buffer to the store, and what the flushes went through.
+
+    A pending (retried) batch goes first, then (same flush) one with what was
+    recorded and removed meanwhile, and one more if the store turns out to have
+    lost this worker's data. Every write refreshes the heartbeat. Counts the
+    failures, resends and dropped updates that `health_families` exposes.
+
+    Args:
+        buffer: the worker's `DeltaBuffer`.
+        store: where batches go (a `RedisStore`).
+        options: the connection options, to explain an authentication failure.
+        key_prefix: named in the logs.
+        worker_retention: seconds after which a dead worker's data is pruned.
+        prune_every: seconds between two looks for dead workers.
+    """
+
+    def __init__(
+        self,
+        buffer: DeltaBuffer,
+        store: RedisStore,
+        options: Mapping[str, Any],
+        key_prefix: str,
+        worker_retention: float,
+        prune_every: float,
+    ) -> None:
+        self.buffer = buffer
+        self.store = store
+        self.options = options
+        self.key_prefix = key_prefix
+        self.worker_retention = worker_retention
+        self.prune_every = prune_every
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the counts (a new process after fork) and the lock's holder."""
+        self.lock = threading.Lock()
+        self.flush_errors = 0
+        self.dropped_updates = 0
+        self.dropped_by_reason: dict[str, int] = {}
+        self.resends = 0  # times the store had lost (or rolled back) this worker's data
+        self.last_flush = 0.0
+        self.last_logged = 0.0
+        self.auth_logged = False  # an auth/ACL failure was logged since the last success
+        self.last_prune = time.time()
+        self.finished = 0  # flushes finished so far
+        self.written = False  # the last flush wrote all this worker had (WAIT aside)
+        self.error = ""  # why the last flush failed
+        self.duration = 0.0  # seconds the last flush took
+
+    def run(self) -> bool:
+        """Flush now (blocking). Returns False if the store could not be reached (data kept)."""
+        with self.lock:
+            return self._timed()
+
+    def run_unless_busy(self) -> bool:
+        """`run`, unless a flush is under way (a scrape's): then it does the work."""
+        if not self.lock.acquire(blocking=False):
+            return True
+        try:
+            return self._timed()
+        finally:
+            self.lock.release()
+
+    def sync(self) -> bool:
+        """For a scrape: make the store hold what this worker recorded. Returns `written`.
+
+        A flush under way is joined, not queued behind: once it ends, another
+        runs only if something was recorded or removed since it began.
+        """
+        finished = self.finished
+        with self.lock:
+            if self.finished != finished and self.written and not self.buffer.dirty():
+                return True
+            self._timed()
+            return self.written
+
+    def _timed(self) -> bool:
+        start = time.monotonic()
+        try:
+            return self._run()
+        finally:
+            self.duration = time.monotonic() - start
+            self.finished += 1
+
+    def _run(self) -> bool:
+        now = time.time()
+        fresh = False  # the batch being written holds the newest of what was recorded
+        try:
+            rounds, resent, wrote = (2 if self.buffer.pending is not None else 1), False, False
+            while rounds:
+                rounds -= 1
+                fresh = self.buffer.pending is None
+                batch = self.buffer.take(now)
+                if batch is None and wrote:
+                    break  # the heartbeat and the mark went with the last write
+                mark = self.buffer.mark(batch)
+                worker = self.buffer.worker
+                written = self.store.write(batch, worker, now, mark)
+                wrote = True
+                if written.refused:
+                    self._refused(written.refused, batch)
+                lost = self.buffer.ack(batch, mark, written.confirmed, written.behind)
+                if lost and not resent:
+                    rounds, resent = 1, True
+                    self.resends += 1
+                    log.warning(
+                        "apytheus: Redis lost (or rolled back) what worker %s had sent: "
+                        "sending its series again",
+                        worker,
+                    )
+        except Exception as exc:
+            self.flush_errors += 1
+            # a new batch the master holds and its replicas may not yet: written
+            self.written = fresh and isinstance(exc, NotReplicated)
+            problem = auth_problem(exc, self.options)
+            self.error = problem or str(exc) or type(exc).__name__
+            if problem is not None and (not self.auth_logged or now - self.last_logged > 60):
+                # not an outage: nothing reaches Redis until the config is fixed
+                self.auth_logged = True
+                self.last_logged = now
+                log.error(
+                    "apytheus: flush to Redis failed (%d failures so far): %s. "
+                    "The deltas stay buffered and are retried",
+                    self.flush_errors,
+                    problem,
+                )
+            elif now - self.last_logged > 60:
+                self.last_logged = now
+                log.warning(
+                    "apytheus: flush to Redis failed (%d failures so far): %s; "
+                    "the deltas stay buffered and are retried",
+                    self.flush_errors,
+                    exc,
+                )
+            return False
+        self.last_flush = now
+        self.written, self.error = True, ""
+        self.auth_logged = False
+        if now - self.last_prune >= self.prune_every:
+            self.prune(now)
+        return True
+
+    def prune(self, now: float) -> None:
+        """Remove what workers dead for longer than ``worker_retention`` left (best effort)."""
+        self.last_prune = now
+        try:
+            gone = self.store.prune(self.buffer.specs(), now - self.worker_retention)
+        except Exception as exc:  # pruning can wait for the next time
+            problem = auth_problem(exc, self.options)
+            log.log(
+                logging.ERROR if problem else logging.WARNING,
+                "apytheus: pruning dead workers in Redis failed: %s",
+                problem or exc,
+            )
+            return
+        if gone:
+            log.info("apytheus: removed %d dead workers' data from Redis", len(gone))
+
+    def _refused(self, refused: dict[str, str], batch: Batch | None) -> None:
+        """Redis refused some metrics' updates for good (not an outage): drop them, say why."""
+        for reason in sorted(set(refused.values())):
+            names = sorted(n for n, r in refused.items() if r == reason)
+            dropped = (
+                sum(len(o.incr) + len(o.sets) for o in batch.ops if o.spec.name in names)
+                if batch
+                else 0
+            )
+            self.dropped_updates += dropped
+            self.dropped_by_reason[reason] = self.dropped_by_reason.get(reason, 0) + dropped
+            log.error(
+                "apytheus: Redis refused the updates of %s for good: %s (key_prefix %r); "
+                "%d updates dropped",
+                names,
+                reason,
+                self.key_prefix,
+                dropped,
+            )
+
+    def health_families(self) -> list[MetricFamily]:
+        """This worker's flush health, exposed with the default registry."""
+        pending = self.buffer.pending
+        labels = LabelSet((("worker", self.buffer.worker),))
+
+        def family(name: str, kind: str, doc: str, value: float) -> MetricFamily:
+            sample = name + "_total" if kind == "counter" else name
+            return MetricFamily(name, doc, kind, [Sample(sample, labels, value)])
+
+        return [
+            family(
+                "apytheus_redis_flush_errors",
+                "counter",
+                "Flushes to Redis that failed (their deltas stayed buffered).",
+                float(self.flush_errors),
+            ),
+            family(
+                "apytheus_redis_resends",
+                "counter",
+                "Times Redis had lost or rolled back this worker's data (a restart, say), "
+                "so that it sent its series again.",
+                float(self.resends),
+            ),
+            MetricFamily(
+                "apytheus_redis_dropped_updates",
+                "Updates Redis refused for good, by reason (a key of another type, say); "
+                "an outage or a full Redis drops nothing.",
+                "counter",
+                [
+                    Sample(
+                        "apytheus_redis_dropped_updates_total",
+                        LabelSet((*labels.pairs, ("reason", reason))),
+                        float(count),
+                    )
+                    for reason, count in sorted(self.dropped_by_reason.items())
+                ],
+            ),
+            family(
+                "apytheus_redis_buffered_fields",
+                "gauge",
+                "Fields of the batch waiting for Redis to acknowledge it.",
+                float(pending.fields if pending is not None else 0),
+            ),
+            family(
+                "apytheus_redis_last_flush_timestamp_seconds",
+                "gauge",
+                "Unix time of the last successful flush to Redis.",
+                self.last_flush,
+            ),
+        ]

