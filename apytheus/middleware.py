@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._expose.asgi import ASGIApp, Message, Receive, Scope, Send, run_lifespan
 from ._expose.routes import METHODS as METHODS
 from ._expose.routes import UNMATCHED_ROUTE as UNMATCHED_ROUTE
-from ._expose.routes import route_template
+from ._expose.routes import hook_frameworks, route_template
 from ._public import publish
 from ._record.timers import clock
 from ._request_metrics import metrics_for
@@ -35,12 +35,14 @@ log = logging.getLogger("apytheus")
 class MetricsMiddleware:
     """Pure ASGI middleware recording request metrics, labeled by route template.
 
-    Works with Starlette and FastAPI routers (the route template of the
-    innermost matched route, under any ``Mount``); requests that match no route
-    get ``route="<unmatched>"``. Streaming responses are timed to their last
-    byte; a request whose app raises is recorded with status 500 and the error
-    re-raised. Wrapping the top-level app also runs `apytheus.lifespan`, so the
-    Redis backend's flusher needs nothing more.
+    ``route`` is the template the app's router matched: Starlette's and
+    FastAPI's (under any ``Mount``), Litestar's, Quart's URL rule, and Django's
+    route (with `apytheus.django.RouteMiddleware` in its ``MIDDLEWARE``);
+    requests that match no route get ``route="<unmatched>"``. Streaming
+    responses are timed to their last byte; a request whose app raises is
+    recorded with status 500 and the error re-raised. Wrapping the top-level
+    app also runs `apytheus.lifespan`, so the Redis backend's flusher needs
+    nothing more.
 
     Args:
         app: the ASGI app to wrap.
@@ -78,7 +80,7 @@ class MetricsMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: Callable[..., Awaitable[None]],
         registry: Registry | None = REGISTRY,
         buckets: Sequence[float] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         excluded_paths: Iterable[str] | None = None,
@@ -88,7 +90,10 @@ class MetricsMiddleware:
         exemplar: Callable[[Scope], Mapping[str, str] | None] | str | None = None,
         native_histograms: bool = False,
     ) -> None:
-        self.app = app
+        # typed loosely: Litestar's and Quart's apps declare TypedDict scopes, which
+        # Callable[[MutableMapping, ...], ...] would refuse under mypy strict
+        self.app: ASGIApp = app
+        hook_frameworks()
         if bool(extra_labels) != bool(extra_label_names):
             raise ValueError("give extra_labels and extra_label_names together")
         extra = tuple(extra_label_names)

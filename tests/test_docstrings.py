@@ -20,6 +20,7 @@ MODULES = [
     "apytheus.aiohttp",
     "apytheus.backends",
     "apytheus.collectors",
+    "apytheus.django",
     "apytheus.exposition",
     "apytheus.metrics",
     "apytheus.middleware",

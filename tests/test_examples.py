@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,18 +32,17 @@ def test_quickstart_demo_serves_and_counts_every_request() -> None:
     assert slow_sum is not None and float(slow_sum.group(1)) >= 0.3  # the awaited sleep is timed
 
 
-def test_aiohttp_app_serves_and_labels_requests_by_route_template(
-    free_tcp_port: int, tmp_path: Path
-) -> None:
-    """examples/aiohttp_app.py as a real server process: a few requests, then its /metrics."""
-    log = tmp_path / "aiohttp_app.log"
-    command = [sys.executable, str(ROOT / "examples" / "aiohttp_app.py")]
+@contextlib.contextmanager
+def serving(example: str, port: int, log: Path) -> Iterator[httpx.Client]:
+    """Run ``examples/<example>`` as a server process on ``port``; a client once it answers."""
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [*command, "--port", str(free_tcp_port)], stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, str(ROOT / "examples" / example), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{free_tcp_port}", timeout=5) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             deadline = time.monotonic() + 30
             while True:
                 try:
@@ -52,21 +54,59 @@ def test_aiohttp_app_serves_and_labels_requests_by_route_template(
                             f"the app did not answer:\n{log.read_text()}"
                         ) from None
                     time.sleep(0.05)
-            for i in range(3):
-                assert client.get(f"/items/{i}").json() == {"item_id": str(i)}
-            assert client.get("/wp-admin").status_code == 404
-            metrics = client.get("/metrics")
+            yield client
     finally:
-        server.terminate()
+        server.terminate()  # only the process this test started
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def request_counts(metrics: httpx.Response) -> list[tuple[str, str, str]]:
+    """``(route, status_code, count)`` of every GET a scrape shows."""
     assert metrics.status_code == 200
-    counts = re.findall(
-        r'http_request_duration_seconds_count\{method="GET",route="([^"]+)",status_code="(\d+)"\} '
-        r"(\S+)",
-        metrics.text,
+    return sorted(
+        re.findall(
+            r'http_request_duration_seconds_count\{method="GET",route="([^"]+)",'
+            r'status_code="(\d+)"\} (\S+)',
+            metrics.text,
+        )
     )
-    assert sorted(counts) == [("/items/{item_id}", "200", "3.0"), ("<unmatched>", "404", "1.0")]
+
+
+def test_aiohttp_app_serves_and_labels_requests_by_route_template(
+    free_tcp_port: int, tmp_path: Path
+) -> None:
+    """examples/aiohttp_app.py as a real server process: a few requests, then its /metrics."""
+    with serving("aiohttp_app.py", free_tcp_port, tmp_path / "aiohttp_app.log") as client:
+        for i in range(3):
+            assert client.get(f"/items/{i}").json() == {"item_id": str(i)}
+        assert client.get("/wp-admin").status_code == 404
+        metrics = client.get("/metrics")
+    assert request_counts(metrics) == [
+        ("/items/{item_id}", "200", "3.0"),
+        ("<unmatched>", "404", "1.0"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("example", "item_path", "template"),
+    [
+        ("litestar_app.py", "/items/{}", "/items/{item_id}"),
+        ("quart_app.py", "/items/{}", "/items/<int:item_id>"),
+        ("django_app.py", "/items/{}/", "/items/<int:item_id>/"),
+    ],
+)
+def test_framework_example_serves_under_uvicorn_and_labels_by_its_template(
+    example: str, item_path: str, template: str, free_tcp_port: int, tmp_path: Path
+) -> None:
+    """Each framework's example under uvicorn: 3 items and 2 scanner probes, then /metrics."""
+    with serving(example, free_tcp_port, tmp_path / f"{example}.log") as client:
+        for i in range(3):
+            assert client.get(item_path.format(i)).json() == {"item_id": i}
+        assert client.get("/wp-admin/setup.php").status_code == 404
+        assert client.get("/.env").status_code == 404
+        metrics = client.get("/metrics")
+    assert request_counts(metrics) == [(template, "200", "3.0"), ("<unmatched>", "404", "2.0")]

@@ -151,3 +151,27 @@ async def test_requests_pass_through_while_the_backend_runs(backend: Any) -> Non
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         assert (await client.get("/")).text == "hi"
+
+
+async def test_an_app_without_lifespans_still_gets_the_backends_lifespan(backend: Any) -> None:
+    """Django's ASGI handler raises on a lifespan scope: the middleware answers for it."""
+
+    async def http_only(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError(f"can only handle http, not {scope['type']}")  # as Django does
+
+    sent: list[Message] = []
+    flushed_at: list[int] = []
+    await drive(MetricsMiddleware(http_only, registry=None), sent, flushed_at=flushed_at)
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert RecordingBackend.events == ["started", "last flush"]
+    assert flushed_at == [1, 2]
+
+
+async def test_an_app_whose_startup_fails_after_reading_it_still_fails(backend: Any) -> None:
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        raise RuntimeError("the app's own startup failed")
+
+    with pytest.raises(RuntimeError, match="own startup failed"):
+        await drive(MetricsMiddleware(failing, registry=None), [])
+    assert RecordingBackend.events == ["started", "last flush"]

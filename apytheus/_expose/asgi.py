@@ -136,7 +136,10 @@ async def run_lifespan(app: ASGIApp | None, scope: Scope, receive: Receive, send
 
     A backend that cannot start (bad credentials, say) makes the server's
     startup fail with its message. The last flush happens before the server
-    reads ``lifespan.shutdown.complete``, after which it may exit at once.
+    reads ``lifespan.shutdown.complete``, after which it may exit at once. An
+    app that raises before it reads a lifespan message does not do lifespans
+    (the ASGI spec's way to say so; Django's handler does): it is answered here
+    instead, so that the backend still runs for the server's lifetime.
     """
     context = lifespan()
     try:
@@ -159,8 +162,20 @@ async def run_lifespan(app: ASGIApp | None, scope: Scope, receive: Receive, send
                 return
         await send(message)
 
+    started = False
+
+    async def noting_receive() -> Message:
+        nonlocal started
+        started = True
+        return await receive()
+
     try:
-        await (app or _answer_lifespan)(scope, receive, flush_then_send)
+        try:
+            await (app or _answer_lifespan)(scope, noting_receive, flush_then_send)
+        except Exception:
+            if started:
+                raise
+            await _answer_lifespan(scope, receive, flush_then_send)
     except BaseException as exc:
         if closed or not await context.__aexit__(type(exc), exc, exc.__traceback__):
             raise
