@@ -85,16 +85,28 @@ def test_four_workers_totals_are_exact(
 
 
 def start_gauge_workers(
-    server: RedisServer, key_prefix: str, mode: str, values: list[float], linger: float
+    server: RedisServer,
+    key_prefix: str,
+    mode: str,
+    values: list[float],
+    linger: float | str,
+    heartbeat_ttl: float = 1.0,
 ) -> list[subprocess.Popen[bytes]]:
     """Start one worker per value, in order; with no linger each has exited (and flushed)
-    before the next starts, so "most recent" is the last value."""
-    env = worker_env(server, key_prefix, heartbeat_ttl=1.0)
+    before the next starts, so "most recent" is the last value. ``linger="stdin"``: each
+    waits for a line (`release`) and then exits cleanly."""
+    env = worker_env(server, key_prefix, heartbeat_ttl=heartbeat_ttl)
     workers: list[subprocess.Popen[bytes]] = []
     try:
         for v in values:
             args = [sys.executable, str(WORKER), "gauge", mode, str(v), str(linger)]
-            w = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            w = subprocess.Popen(
+                args,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             workers.append(w)
             assert w.stdout is not None and w.stdout.readline() == b"ready\n"
             if not linger:
@@ -104,6 +116,14 @@ def start_gauge_workers(
             finish(w, kill=True)
         raise
     return workers
+
+
+def release(worker: subprocess.Popen[bytes]) -> None:
+    """Let a worker started with ``linger="stdin"`` exit cleanly, and wait for it."""
+    assert worker.stdin is not None
+    worker.stdin.write(b"go\n")
+    worker.stdin.flush()
+    finish(worker)
 
 
 def finish(worker: subprocess.Popen[bytes], kill: bool = False) -> None:
@@ -129,42 +149,80 @@ def gauge_value(scraper: RedisBackend, mode: str) -> float | None:
     return found[0][1] if found else None
 
 
-@pytest.mark.parametrize(
-    ("mode", "expected"), [("sum", 6.0), ("max", 3.0), ("min", 1.0), ("mostrecent", 3.0)]
-)
-def test_gauge_modes_merge_every_workers_value(
+@pytest.mark.parametrize(("mode", "expected"), [("sum", 6.0), ("max", 3.0), ("min", 1.0)])
+def test_gauge_modes_merge_every_workers_value_and_a_clean_exit_takes_its_share(
     redis_server: RedisServer, key_prefix: str, scraper: RedisBackend, mode: str, expected: float
 ) -> None:
-    workers = start_gauge_workers(redis_server, key_prefix, mode, [1, 2, 3], linger=0)
-    for w in workers:
-        finish(w)
-    assert gauge_value(scraper, mode) == expected  # the workers exited: non-live modes keep them
+    workers = start_gauge_workers(redis_server, key_prefix, mode, [1, 2, 3], linger="stdin")
+    try:
+        wait_for(lambda: gauge_value(scraper, mode) == expected, what="every worker's value")
+        release(workers[0])  # its 1 goes with it
+        assert gauge_value(scraper, mode) == {"sum": 5.0, "max": 3.0, "min": 2.0}[mode]
+        for w in workers[1:]:
+            release(w)
+        assert gauge_value(scraper, mode) is None  # nothing left behind in Redis
+    finally:
+        for w in workers:
+            finish(w, kill=True)
 
 
-def test_all_mode_gives_one_series_per_worker(
+def test_mostrecent_keeps_the_newest_value_when_its_worker_exits(
     redis_server: RedisServer, key_prefix: str, scraper: RedisBackend
 ) -> None:
-    workers = start_gauge_workers(redis_server, key_prefix, "all", [5, 7], linger=0)
-    for w in workers:
-        finish(w)
-    found = gauge_series(scraper, "all")
-    assert sorted(v for _, v in found) == [5.0, 7.0]
-    assert len({labels["worker"] for labels, _ in found}) == 2
+    """The workers exited one after the other: the last one's value stays (an exit never
+    brings an older value back), in one field however many workers came and went."""
+    start_gauge_workers(redis_server, key_prefix, "mostrecent", [1, 2, 3], linger=0)
+    assert gauge_value(scraper, "mostrecent") == 3.0
+    fields = scraper._store.client.hkeys(f"{{{key_prefix}|level}}:v")
+    assert fields == [b"[]\t"]  # the retired slot
 
 
-def test_live_modes_drop_a_worker_after_its_heartbeat_expires(
+def test_all_mode_gives_one_series_per_live_worker(
+    redis_server: RedisServer, key_prefix: str, scraper: RedisBackend
+) -> None:
+    workers = start_gauge_workers(redis_server, key_prefix, "all", [5, 7], linger="stdin")
+    try:
+        wait_for(lambda: len(gauge_series(scraper, "all")) == 2, what="both workers' values")
+        found = gauge_series(scraper, "all")
+        assert sorted(v for _, v in found) == [5.0, 7.0]
+        assert len({labels["worker"] for labels, _ in found}) == 2
+        release(workers[0])
+        assert [v for _, v in gauge_series(scraper, "all")] == [7.0]
+    finally:
+        for w in workers:
+            finish(w, kill=True)
+
+
+def test_live_modes_drop_a_killed_worker_after_its_heartbeat_expires(
     redis_server: RedisServer, key_prefix: str, scraper: RedisBackend
 ) -> None:
     long_lived = start_gauge_workers(redis_server, key_prefix, "livesum", [10], linger=60)
-    short_lived = start_gauge_workers(redis_server, key_prefix, "livesum", [1], linger=0)
+    victim = start_gauge_workers(redis_server, key_prefix, "livesum", [1], linger=60)
     try:
-        finish(short_lived[0])
+        wait_for(lambda: gauge_value(scraper, "livesum") == 11.0, what="both workers' values")
+        finish(victim[0], kill=True)  # SIGKILL: no last flush, no goodbye
         wait_for(
             lambda: gauge_value(scraper, "livesum") == 10.0, timeout=15, what="heartbeat expiry"
         )
         assert gauge_value(scraper, "sum") == 11.0  # a non-live mode still counts the dead worker
     finally:
         for w in long_lived:
+            finish(w, kill=True)
+
+
+def test_a_clean_exit_leaves_live_modes_at_once(
+    redis_server: RedisServer, key_prefix: str, scraper: RedisBackend
+) -> None:
+    """Its heartbeat goes with it: no waiting for it to expire (here it would take 60 s)."""
+    workers = start_gauge_workers(
+        redis_server, key_prefix, "livesum", [1, 1, 1], linger="stdin", heartbeat_ttl=60
+    )
+    try:
+        wait_for(lambda: gauge_value(scraper, "livesum") == 3.0, what="every worker's value")
+        release(workers[0])
+        assert gauge_value(scraper, "livesum") == 2.0
+    finally:
+        for w in workers:
             finish(w, kill=True)
 
 

@@ -53,8 +53,11 @@ ACL_COMMANDS = (
     "hget",  # called by the scripts
     "hset",
     "hsetnx",
-    "hkeys",
+    "hkeys",  # removing a gauge's series: every worker's field of it
     "hdel",
+    "sadd",  # the series each worker wrote to a gauge (so its exit leaves nothing)
+    "smembers",  # a stopping or dead worker's series
+    "del",  # ... and then that list
     "hgetall",  # scrape
     "zadd",  # heartbeat
     "zrangebyscore",  # live workers (scrape), dead workers (prune)
@@ -355,6 +358,7 @@ def _acl_cycle(registry: CollectorRegistry, admin: Any, config: Mapping[str, Any
     assert isinstance(backend, RedisBackend)
     jobs = Counter("jobs", "Jobs", ["kind"], registry=registry)
     temperature = Gauge("temperature", "T", registry=registry)
+    levels = Gauge("levels", "L", ["zone"], registry=registry)
     latency = Histogram("latency", "L", buckets=[1], registry=registry)
     dead = f"dead-host:1:{time.time_ns()}"
 
@@ -368,7 +372,11 @@ def _acl_cycle(registry: CollectorRegistry, admin: Any, config: Mapping[str, Any
             text = await agenerate_metrics(registry)  # scrape
             if 'jobs_total{kind="a"} 2.0' not in text or "temperature 21.0" not in text:
                 found.append(f"wrong scrape: {text}")
+            levels.labels(zone="a").set(1)
+            levels.labels(zone="b").set(2)
+            await backend.flush()
             jobs.remove("b")
+            levels.remove("b")
             await backend.flush()  # the delete script
 
     try:
@@ -378,6 +386,7 @@ def _acl_cycle(registry: CollectorRegistry, admin: Any, config: Mapping[str, Any
         # a worker whose heartbeat expired long ago, with a gauge value: pruned at a flush
         admin.zadd(f"{{{PREFIX}}}:workers", {dead: time.time() - 60})
         admin.hset(f"{{{PREFIX}|temperature}}:v", f"[]\t{dead}", "99")
+        admin.sadd(f"{{{PREFIX}|temperature}}:o:{dead}", "[]")
         backend._round.last_prune = 0.0  # due now
         backend.flush_sync()
         if admin.hexists(f"{{{PREFIX}|temperature}}:v", f"[]\t{dead}"):
@@ -386,6 +395,13 @@ def _acl_cycle(registry: CollectorRegistry, admin: Any, config: Mapping[str, Any
             found.append("the dead worker was not pruned")
         if registry.get_sample_value("temperature") != 21.0:
             found.append("wrong gauge after pruning")
+        if registry.get_sample_value("levels", {"zone": "b"}) is not None:
+            found.append("a removed gauge series is still there")
+        backend.close()  # a clean stop: the worker removes what only it needed
+        if admin.zscore(f"{{{PREFIX}}}:workers", backend.worker) is not None:
+            found.append("a cleanly stopped worker's heartbeat is still there")
+        if admin.hlen(f"{{{PREFIX}|levels}}:v"):
+            found.append("a cleanly stopped worker's gauge values are still there")
     except Exception as exc:
         found.append(f"raised {exc!r}")
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -97,6 +98,54 @@ def test_what_a_long_dead_worker_left_is_pruned_after_the_retention(
 
         wait_for(pruned, timeout=15, what="the dead worker to be pruned")
     assert registry.get_sample_value("level") == 0.0  # only this worker's untouched 0
+
+
+def test_pruning_costs_what_the_dead_worker_left_not_what_redis_holds(
+    redis_server: RedisServer,
+    make_redis_backend: Callable[..., RedisBackend],
+    registry: CollectorRegistry,
+    key_prefix: str,
+) -> None:
+    """A dead worker with 3 gauge series, next to a live one with 2,000: pruning deletes the
+    dead one's 3 values and times, and lists no hash (Redis' own command counts say so)."""
+    g = Gauge("level", "L", ["n"], registry=registry)
+    dead = RedisBackend(
+        {
+            "url": redis_server.url,
+            "key_prefix": key_prefix,
+            "heartbeat_ttl": 0.2,
+            "flush_interval": 0.1,
+        }
+    )
+    for n in range(3):
+        series = Gauge("level", "L", ["n"], registry=None)
+        series.labels(n=str(n)).set(n + 1)
+        dead.attach(g._family.spec, series.labels(n=str(n))._series)
+    assert dead.flush_sync()
+    dead_worker = dead.worker
+    dead.close(flush=False)  # as if killed: nothing removed
+    backend = make_redis_backend(redis_server, heartbeat_ttl=7200)
+    for n in range(2_000):
+        g.labels(n=str(n)).set(1)
+    assert backend.flush_sync()
+    with redis_server.client() as client:
+        wait_for(
+            lambda: client.zscore(f"{{{key_prefix}}}:workers", dead_worker) < time.time(),
+            what="the dead worker's heartbeat to expire",
+        )
+        before = client.info("commandstats")
+        gone = backend._store.prune(backend._buffer.specs(), time.time())
+        after = client.info("commandstats")
+        assert gone == [dead_worker]
+
+        def calls(name: str) -> int:
+            return int(after.get(f"cmdstat_{name}", {}).get("calls", 0)) - int(
+                before.get(f"cmdstat_{name}", {}).get("calls", 0)
+            )
+
+        assert calls("hkeys") == 0 and calls("hgetall") == 0 and calls("hscan") == 0
+        assert calls("hdel") == 1 + 3 * 2 + 1  # its batch number, 3 values and times, its mark
+        assert client.hlen(f"{{{key_prefix}|level}}:v") == 2_000  # the live worker's
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")

@@ -13,6 +13,8 @@ change (they have none of these characters).
 * ``{p|m}:seq`` the last batch sequence number applied, per worker.
 * ``{p|m}:c``   creation time per series (``HSETNX``), for OpenMetrics.
 * ``{p|m}:t``   time of the last write per gauge field (``mostrecent``).
+* ``{p|m}:o:<worker>`` the series of a gauge-like metric that a worker wrote
+  (a set), so that what it leaves is found without a scan when it stops or dies.
 * ``{p}:workers`` a sorted set of workers; the score is when each one's
   heartbeat expires, as the worker itself set it.
 * ``{p}:marks``  per worker, the batch number of its last confirmed write:
@@ -61,6 +63,11 @@ def metric_keys(key_prefix: str, name: str) -> tuple[str, str, str, str]:
     """The seq, values, created and times keys of a metric."""
     tag = f"{{{key_prefix}|{key_name(name)}}}"
     return f"{tag}:seq", f"{tag}:v", f"{tag}:c", f"{tag}:t"
+
+
+def owned_key(key_prefix: str, name: str, worker: str) -> str:
+    """The set of a gauge-like metric's series that ``worker`` wrote."""
+    return f"{{{key_prefix}|{key_name(name)}}}:o:{worker}"
 
 
 def workers_key(key_prefix: str) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 
-# KEYS: seq, values, created, times. ARGV: worker, seq, expected, #deletes, #incr, #set,
-# #stamped, #created, by name ('1' for a counter), now, then the fields: series to delete,
+# KEYS: seq, values, created, times, owned (the worker's series of a gauge-like metric).
+# ARGV: worker, seq, expected, #deletes, #incr, #set, #stamped, #created, kind ('1' a
+# counter, '2' a gauge, info or enum, '0' else), now, then the fields: series to delete,
 # (field, delta), (field, value), (field, time), (field, time). Applied only if this
 # worker's last applied batch is older; the number is stored first, so a script that fails
 # half-way (a key of another type) is never applied twice.
@@ -22,7 +23,9 @@ import hashlib
 # digits, which read back as the same double (HINCRBYFLOAT prints 17 *decimals*:
 # 1.2345678901234567e-10 comes back as 1.2345679e-10, and 1e-20 as 0); a field that holds
 # no number refuses them all. A total that did not exist makes its series' creation time
-# ``now`` unless the batch gives one (another worker removed the series, say). Returns 0
+# ``now`` unless the batch gives one (another worker removed the series, say). A gauge-like
+# metric's series that the worker sets are listed in its owned set, so that what it leaves
+# is found without a scan (RETIRE_SCRIPT). Returns 0
 # (applied before), 1 (applied) or 2 (applied, but
 # the worker's last batch number here is older than ``expected``, or missing: this
 # metric's keys were lost or rolled back).
@@ -65,7 +68,11 @@ for _ = 1, tonumber(ARGV[5]) do
   i = i + 2
 end
 for _, f in ipairs(fields) do redis.call('HSET', KEYS[2], f, string.format('%.17g', totals[f])) end
-for _ = 1, tonumber(ARGV[6]) do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for _ = 1, tonumber(ARGV[6]) do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  if ARGV[9] == '2' then redis.call('SADD', KEYS[5], string.match(ARGV[i], '^[^\t]*')) end
+  i = i + 2
+end
 for _ = 1, tonumber(ARGV[7]) do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
 for _ = 1, tonumber(ARGV[8]) do redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
 for _, series in ipairs(born) do redis.call('HSETNX', KEYS[3], series, ARGV[10]) end
@@ -91,18 +98,35 @@ return 0
 """
 MARK_SHA = hashlib.sha1(MARK_SCRIPT.encode()).hexdigest()
 
-# KEYS: seq, values, times. ARGV: workers gone for longer than the retention. Removes
-# their batch numbers and their gauge fields (series field, tab, worker).
-PRUNE_SCRIPT = """
-local gone = {}
-for _, w in ipairs(ARGV) do gone[w] = true; redis.call('HDEL', KEYS[1], w) end
-for k = 2, 3 do
-  for _, f in ipairs(redis.call('HKEYS', KEYS[k])) do
-    local w = string.match(f, '\t([^\t]*)$')
-    if w and gone[w] then redis.call('HDEL', KEYS[k], f) end
+# KEYS: seq, values, times, then each worker's owned set. ARGV: '1' where the last write
+# wins (mostrecent gauges, info, enum), then the workers: one that stopped cleanly, or
+# ones dead for longer than the retention. Removes their batch numbers and their values
+# (series field, tab, worker), found through their owned sets: no scan, the cost follows
+# what they left. Where the last write wins, a value newer than what earlier retired
+# workers left moves to the series' retired slot (series field, tab, nothing), so that a
+# worker's exit never brings an older value back.
+RETIRE_SCRIPT = """
+local latest = ARGV[1] == '1'
+for k = 2, #ARGV do
+  local suffix = '\t' .. ARGV[k]
+  redis.call('HDEL', KEYS[1], ARGV[k])
+  for _, series in ipairs(redis.call('SMEMBERS', KEYS[k + 2])) do
+    local mine = series .. suffix
+    if latest then
+      local at = redis.call('HGET', KEYS[3], mine)
+      local slot = series .. '\t'
+      local before = redis.call('HGET', KEYS[3], slot)
+      if at and (not before or tonumber(at) > tonumber(before)) then
+        redis.call('HSET', KEYS[2], slot, redis.call('HGET', KEYS[2], mine) or '0')
+        redis.call('HSET', KEYS[3], slot, at)
+      end
+    end
+    redis.call('HDEL', KEYS[2], mine)
+    redis.call('HDEL', KEYS[3], mine)
   end
+  redis.call('DEL', KEYS[k + 2])
 end
 return 1
 """
-PRUNE_SHA = hashlib.sha1(PRUNE_SCRIPT.encode()).hexdigest()
-SCRIPTS = (FLUSH_SCRIPT, PRUNE_SCRIPT, MARK_SCRIPT)
+RETIRE_SHA = hashlib.sha1(RETIRE_SCRIPT.encode()).hexdigest()
+SCRIPTS = (FLUSH_SCRIPT, RETIRE_SCRIPT, MARK_SCRIPT)

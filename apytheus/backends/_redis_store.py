@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -27,13 +28,13 @@ from ._redis_client import (
     execute,
     permanent_reason,
 )
-from ._redis_layout import marks_key, metric_keys, workers_key
+from ._redis_layout import marks_key, metric_keys, owned_key, workers_key
 from ._redis_merge import Merge
-from ._redis_scripts import FLUSH_SHA, MARK_SHA, PRUNE_SCRIPT, PRUNE_SHA, SCRIPTS
+from ._redis_scripts import FLUSH_SHA, MARK_SHA, RETIRE_SCRIPT, RETIRE_SHA, SCRIPTS
 
 log = logging.getLogger("apytheus")
 
-_LIVE = {"livesum", "livemax", "livemin", "livemostrecent", "liveall"}
+_KIND_CODES = {"counter": "1", "histogram": "0", "summary": "0"}  # the rest: gauge-like
 
 
 class Written(NamedTuple):
@@ -152,9 +153,9 @@ class RedisStore:
             pipe = client.pipeline(transaction=False)
             for ops in ops_list:
                 expected = "" if ops.expected is None else str(ops.expected)
-                by_name = "1" if ops.spec.kind == "counter" else "0"  # see FLUSH_SCRIPT
+                kind = _KIND_CODES.get(ops.spec.kind, "2")  # see FLUSH_SCRIPT
                 args: list[Any] = [worker, seq, expected, len(ops.deletes), len(ops.incr)]
-                args += [len(ops.sets), len(ops.stamped), len(ops.created), by_name, repr(now)]
+                args += [len(ops.sets), len(ops.stamped), len(ops.created), kind, repr(now)]
                 args += ops.deletes
                 for f, d in ops.incr:
                     args += (f, repr(d))
@@ -163,13 +164,15 @@ class RedisStore:
                 for f, t in (*ops.stamped, *ops.created):
                     args += (f, repr(t))
                 # a cluster pipeline routes EVALSHA by its keys, but refuses .evalsha()
-                pipe.execute_command("EVALSHA", FLUSH_SHA, 4, *self.keys(ops.spec), *args)
+                owned = owned_key(self.key_prefix, ops.spec.name, worker)
+                pipe.execute_command("EVALSHA", FLUSH_SHA, 5, *self.keys(ops.spec), owned, *args)
             expected_mark = "" if mark.expected is None else str(mark.expected)
-            expiry = repr(now + self.heartbeat_ttl)
+            expiry = repr(time.time() + self.heartbeat_ttl)  # from now: building took time
             force = "1" if mark.force else "0"
-            keys = (self.workers_key, self.marks_key)
             mark_args = (worker, expiry, expected_mark, str(mark.new), force)
-            pipe.execute_command("EVALSHA", MARK_SHA, 2, *keys, *mark_args)
+            pipe.execute_command(
+                "EVALSHA", MARK_SHA, 2, self.workers_key, self.marks_key, *mark_args
+            )
             if self.replicas:
                 pipe.execute_command("WAIT", self.replicas, int(self.replicas_timeout * 1000))
             results = self._round_trip(client, pipe)
@@ -228,30 +231,46 @@ class RedisStore:
                 f"batch within {self.replicas_timeout} s"
             )
 
-    def prune(self, specs: Sequence[MetricSpec], before: float, retry: bool = True) -> list[str]:
+    def prune(self, specs: Sequence[MetricSpec], before: float) -> list[str]:
         """Remove what workers whose heartbeat expired before ``before`` left behind.
 
-        Their batch numbers and gauge values go from every metric in ``specs``,
-        then the workers themselves. Returns the workers removed.
+        See `retire`. Returns the workers removed.
+        """
+        gone = [w.decode() for w in self.client.zrangebyscore(self.workers_key, "-inf", before)]
+        if gone:
+            self.retire(gone, specs)
+        return gone
+
+    def retire(
+        self, workers: Sequence[str], specs: Sequence[MetricSpec], retry: bool = True
+    ) -> None:
+        """Remove what only ``workers`` needed: they stopped cleanly, or died long ago.
+
+        Their batch numbers, their gauge values (a mostrecent gauge's, an info's
+        or an enum's newest value stays, see RETIRE_SCRIPT), their heartbeats and
+        marks. The cost follows what they left, whatever the number of fields.
+
+        Raises:
+            redis.exceptions.RedisError: Redis is unreachable, or the ACL refuses.
         """
         client = self.client
-        gone = [w.decode() for w in client.zrangebyscore(self.workers_key, "-inf", before)]
-        if not gone:
-            return []
         pipe = client.pipeline(transaction=False)
         for spec in {s.name: s for s in specs}.values():
             seq, values, _, times = self.keys(spec)
-            pipe.execute_command("EVALSHA", PRUNE_SHA, 3, seq, values, times, *gone)
-        pipe.zrem(self.workers_key, *gone)
-        pipe.hdel(self.marks_key, *gone)
+            owned = [owned_key(self.key_prefix, spec.name, w) for w in workers]
+            latest = "1" if spec.kind in ("info", "enum") or spec.mode == "mostrecent" else "0"
+            keys = (seq, values, times, *owned)
+            pipe.execute_command("EVALSHA", RETIRE_SHA, len(keys), *keys, latest, *workers)
+        pipe.zrem(self.workers_key, *workers)
+        pipe.hdel(self.marks_key, *workers)
         results = execute(pipe)
         if retry and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
-            client.script_load(PRUNE_SCRIPT)
-            return self.prune(specs, before, retry=False)
-        refused = [r for r in results if isinstance(r, Exception) and is_auth_error(r)]
-        if refused:
-            raise refused[0]  # the ACL does not allow pruning: say so
-        return gone
+            client.script_load(RETIRE_SCRIPT)
+            return self.retire(workers, specs, retry=False)
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            raise errors[0]
+        return None
 
     # -- read ---------------------------------------------------------------
     def read(

@@ -240,16 +240,36 @@ class RedisBackend:
     def close(self, flush: bool = True) -> None:
         """Stop the flusher thread, flush a last time (unless told not to), disconnect.
 
-        Runs at interpreter exit for every backend still open.
+        After that last flush, the worker removes what only it needed from Redis
+        (see `_retire`): a clean stop leaves nothing behind to grow Redis or to
+        count as a live worker. Runs at interpreter exit for every backend still open.
         """
         if self._closed:
             return
         self._closed = True
         self._flusher.stop_thread()
-        if flush:
-            self.flush_sync()
+        if flush and self.flush_sync() and self._buffer.pending is None:
+            self._retire()
         self._store.close()
         _backends.discard(self)
+
+    def _retire(self) -> None:
+        """This worker stops for good, all it sent applied: remove what only it needed.
+
+        Its gauge values (a mostrecent gauge's, an info's or an enum's newest value
+        stays), batch numbers, heartbeat and mark (see `RedisStore.retire`). A
+        worker that cannot do it leaves them for pruning, after ``worker_retention``.
+        """
+        try:
+            with self._flush_lock:
+                self._store.retire([self.worker], self._buffer.specs())
+        except Exception as exc:
+            log.warning(
+                "apytheus: could not remove what worker %s left in Redis (%s); "
+                "other workers prune it after worker_retention",
+                self.worker,
+                auth_problem(exc, self._options) or exc,
+            )
 
     # -- process lifecycle -----------------------------------------------------
     def _after_fork(self) -> None:

@@ -1,7 +1,7 @@
 """A worker process: records into the Redis backend selected by the environment.
 
 python record.py counters <asyncio|trio> <n_inc> <n_observe>
-python record.py gauge <mode> <value> <linger_seconds>
+python record.py gauge <mode> <value> <linger_seconds | "stdin">
 python record.py native <asyncio|trio> <file of values, JSON>
 """
 
@@ -51,7 +51,11 @@ def main() -> None:
         gauge = Gauge("level", "Level", multiprocess_mode=sys.argv[2])
         gauge.set(float(sys.argv[3]))
         print("ready", flush=True)
-        time.sleep(float(sys.argv[4]))  # the fallback thread flushes meanwhile; atexit at the end
+        if sys.argv[4] == "stdin":
+            sys.stdin.readline()  # until the test says so; the fallback thread flushes meanwhile
+        else:
+            time.sleep(float(sys.argv[4]))  # the fallback thread flushes meanwhile
+        # atexit: the last flush, then this worker removes what only it needed
     else:
         raise SystemExit(f"unknown kind {kind}")
 
