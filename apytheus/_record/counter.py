@@ -5,10 +5,10 @@ from __future__ import annotations
 import reprlib
 import time
 from collections.abc import Callable, Mapping
-from threading import get_ident
 from typing import Any, TypeVar, overload
 
 from ..backends._series import ScalarSeries
+from ..backends._thread_cells import enlist, this_thread
 from .handle import Handle
 from .timers import ExceptionCounter
 from .values import either, exemplar_of, number
@@ -55,11 +55,12 @@ class CounterHandle(Handle):
             if not amount >= 0:
                 raise ValueError(f"counter increment must be >= 0, got {amount}")
         cells = self._cells
-        tid = get_ident()
+        tid = this_thread.key  # never reused, unlike get_ident(): see _thread_cells
         try:
             cells[tid] += amount
         except KeyError:
             cells[tid] = amount
+            enlist(self._series)  # folded into the base cell once this thread ends
         series = self._series  # after the write: a buffer reading it now sees the new total
         if series.sink is not None:
             series.changed()

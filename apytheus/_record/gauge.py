@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from threading import get_ident
 from typing import Any, ClassVar, TypeVar, overload
 
 from ..backends._series import ScalarSeries
+from ..backends._thread_cells import enlist, this_thread
 from .handle import Handle
 from .timers import InProgress, Timer
 from .values import either, number
@@ -41,11 +41,12 @@ class GaugeHandle(Handle):
         except AttributeError:  # no series: labels are missing
             self._check_observable()  # raises, naming them
             raise
-        tid = get_ident()
+        tid = this_thread.key
         try:
             cells[tid] += amount
         except KeyError:
             cells[tid] = amount
+            enlist(series)
         if series.sink is not None:  # after the write: see ScalarSeries
             series.changed()
 
@@ -69,7 +70,7 @@ class GaugeHandle(Handle):
         if series is None:
             self._check_observable()
         else:  # ScalarSeries.set, inlined: this is a hot path
-            series.cells = {0: value}  # slot 0: no thread has ident 0
+            series.cells = {0: value}  # slot 0, the base cell: no thread's key
             if series.sink is not None:
                 series.changed()
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
-from threading import get_ident
 from typing import Any, ClassVar, TypeVar, overload
 
 from .._labels import LabelPairs
 from .._native import NAN, Fast, bucket_key, fast
+from ..backends._thread_cells import enlist, this_thread
 from .family import Family
 from .handle import Handle
 from .timers import Timer
@@ -54,11 +54,12 @@ class ObservedHandle(Handle):
                 self._observe_nan()
                 return
         cells = self._cells
-        tid = get_ident()
+        tid = this_thread.key
         try:
             cell = cells[tid]
         except KeyError:
             cell = cells.setdefault(tid, self._series.new_cell())
+            enlist(self._series)
         native = self._native
         if native is None:
             cell[bisect_left(self._bounds, value)] += 1
@@ -87,11 +88,12 @@ class ObservedHandle(Handle):
         if self._native is None:
             raise ValueError("observed value must not be NaN")
         cells = self._cells
-        tid = get_ident()
+        tid = this_thread.key
         try:
             cell = cells[tid]  # a metric with labels missing raises here, as in observe()
         except KeyError:
             cell = cells.setdefault(tid, self._series.new_cell())
+            enlist(self._series)
         cell[len(self._bounds)] += 1  # where client_golang's search puts NaN
         cell[-1] += math.nan
         buckets = cell[-2]

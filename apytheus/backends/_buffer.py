@@ -30,6 +30,7 @@ from ._batch import Batch, Handover, Mark, MetricOps
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts, native_part, series_field
 from ._series import HistogramSeries, InfoSeries, ScalarSeries, total
+from ._thread_cells import fold
 
 log = logging.getLogger("apytheus")
 
@@ -203,6 +204,7 @@ class DeltaBuffer:
 
     def take(self, now: float) -> Batch | None:
         """The batch to send: the pending one, else a new one (None when nothing changed)."""
+        fold()  # ended threads' cells: totals unchanged, so what was sent still holds
         with self._lock:
             if self.pending is not None:
                 return self.pending

@@ -10,6 +10,7 @@ from typing import Any
 
 from .._labels import LabelSet
 from ._protocol import MetricSpec, Series
+from ._thread_cells import fold
 
 __all__ = ["InProcessBackend", "SingleProcessBackend"]
 
@@ -47,7 +48,8 @@ class InProcessBackend:
                 known.pop(labels, None)
 
     def collect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
-        """Return the series of ``metrics`` (no I/O)."""
+        """Return the series of ``metrics`` (no I/O), the cells of ended threads folded."""
+        fold()
         with self._lock:
             return {m: list(self._series.get(m, {}).values()) for m in metrics}
 

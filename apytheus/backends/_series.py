@@ -1,7 +1,10 @@
 """RECORD TARGET: per-series values kept as per-thread cumulative cells.
 
-Every series holds a dict ``cells`` that maps a thread's ident to that
-thread's running total. A thread only ever writes its own slot, so an
+Every series holds a dict ``cells`` that maps a thread's key (see
+``_thread_cells.py``: never reused, unlike a thread's ident) to that
+thread's running total, and slot 0 to the base cell: what threads that
+ended had added (folded in at flush and scrape time), and a gauge's
+``set`` value. A thread only ever writes its own slot, so an
 increment is a read-modify-write nobody else can interleave with: no lock,
 no lost update, with or without the GIL (on free-threaded builds a dict
 keeps each item consistent, and the slot still has a single writer). Readers
@@ -15,7 +18,8 @@ queues the series there once (and clears ``sink`` until the buffer has read
 it). So the buffer reads only what was written, never every series it holds,
 and recording pays one attribute test. With no buffer, ``sink`` stays None.
 
-A counter's cells only grow (until ``Counter.reset()`` replaces them), so a
+A counter's total only grows (until ``Counter.reset()`` replaces its cells:
+folding an ended thread's cell moves it, the totals stay), so a
 flusher that remembers what it last sent can compute exact deltas (see the
 Redis backend), and a process forked mid-run simply takes the totals as its
 new baseline. A gauge's ``set``
@@ -50,7 +54,7 @@ class ScalarSeries(_Queued):
     """A counter, gauge or enum series: one float value.
 
     A gauge's ``set`` replaces the cells with a new dict holding the value in
-    slot 0 (no thread has ident 0). That single store is atomic: an ``inc``
+    slot 0 (no thread's key). That single store is atomic: an ``inc``
     that fetched the old dict lands in it and is forgotten, as if it came just
     before the ``set``. Nothing added before a ``set`` survives it, not even
     its rounding (``inc(inf)`` then ``set(5)`` is 5, not NaN). A counter's cells
@@ -58,7 +62,7 @@ class ScalarSeries(_Queued):
     then sends a negative delta: this worker's contribution restarts from 0).
     """
 
-    __slots__ = ("cells", "created", "exemplar", "function", "labels")
+    __slots__ = ("__weakref__", "cells", "created", "exemplar", "function", "labels")
 
     def __init__(self, labels: LabelSet) -> None:
         self.labels = labels
@@ -94,7 +98,16 @@ class HistogramSeries(_Queued):
     so that ``observe`` finds both in one lookup.
     """
 
-    __slots__ = ("bounds", "cells", "created", "exemplars", "labels", "native", "width")
+    __slots__ = (
+        "__weakref__",
+        "bounds",
+        "cells",
+        "created",
+        "exemplars",
+        "labels",
+        "native",
+        "width",
+    )
 
     def __init__(self, labels: LabelSet, bounds: tuple[float, ...], native: bool = False) -> None:
         self.labels = labels
