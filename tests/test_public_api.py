@@ -97,6 +97,7 @@ CONTRACT = {
     "apytheus.backends.base": ["SingleProcessBackend", "get_backend", "load_backend"],
     "apytheus.middleware": ["MetricsMiddleware", "PytheusMiddlewareASGI"],
     "apytheus.aiohttp": ["metrics_handler", "metrics_middleware"],
+    "apytheus.celery": ["close_backend", "install"],
     "apytheus.experimental.compatibility": ["patch_client"],
     "apytheus.exceptions": [
         "PytheusException",
