@@ -89,7 +89,7 @@ def test_aiohttp_app_serves_and_labels_requests_by_route_template(
 def test_celery_app_counts_and_times_every_task_of_its_prefork_children_exactly(
     redis_server_factory: Callable[..., RedisServer], tmp_path: Path, free_tcp_port: int
 ) -> None:
-    """examples/celery_app/tasks.py in a real prefork worker, read by its server.py.
+    """examples/celery_app/tasks.py (and metrics.py) in a real prefork worker, read by server.py.
 
     While the worker runs, the children's periodic flushes bring the scrape to
     exactly the tasks sent; the warm shutdown's exit flushes send nothing twice.
