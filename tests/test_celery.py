@@ -51,6 +51,13 @@ def test_importing_apytheus_celery_does_not_import_celery() -> None:
     assert out.returncode == 0, out.stderr
 
 
+def test_the_redis_backend_imports_the_idna_codec_before_its_flusher_thread_connects() -> None:
+    """A fork during the flusher's first connection (its lazy idna import) hung the child."""
+    code = "import sys, apytheus.backends.redis; assert 'encodings.idna' in sys.modules"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
 def test_the_hook_flushes_and_closes_the_backend_when_celery_signals_a_child_exit(
     redis_server: RedisServer,
     make_redis_backend: Callable[..., RedisBackend],
