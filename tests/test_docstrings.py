@@ -19,6 +19,7 @@ MODULES = [
     "apytheus",
     "apytheus.aiohttp",
     "apytheus.backends",
+    "apytheus.celery",
     "apytheus.collectors",
     "apytheus.django",
     "apytheus.exposition",

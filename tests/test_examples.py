@@ -7,11 +7,22 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from celery_worker import (
+    assert_gone,
+    celery_worker,
+    environment,
+    exactly,
+    metrics_server,
+    run_tasks,
+    scraped,
+)
+from conftest import wait_for
+from redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,3 +121,31 @@ def test_framework_example_serves_under_uvicorn_and_labels_by_its_template(
         assert client.get("/.env").status_code == 404
         metrics = client.get("/metrics")
     assert request_counts(metrics) == [(template, "200", "3.0"), ("<unmatched>", "404", "2.0")]
+
+
+@pytest.mark.timeout(150)  # a Celery worker's start and warm shutdown
+def test_celery_app_counts_and_times_every_task_of_its_prefork_children_exactly(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path, free_tcp_port: int
+) -> None:
+    """examples/celery_app/tasks.py (and metrics.py) in a real prefork worker, read by server.py.
+
+    While the worker runs, the children's periodic flushes bring the scrape to
+    exactly the tasks sent; the warm shutdown's exit flushes send nothing twice.
+    """
+    redis = redis_server_factory()  # the Celery queue and results stay apart from other tests'
+    env = environment(redis, flush_interval=0.2)
+    n = 60
+    try:
+        with (
+            celery_worker(env, tmp_path / "worker.log", "--concurrency", "3") as worker,
+            metrics_server(env, free_tcp_port, tmp_path / "server.log") as url,
+        ):
+            run_tasks(redis, n, worker)
+            wait_for(lambda: scraped(url) == exactly(n), 20, f"{n} tasks in the scrape")
+            children = worker.children()
+            assert len(children) == 3
+            assert worker.warm_shutdown() == 0, worker.log.read_text()
+            assert_gone(children)
+            assert scraped(url) == exactly(n)
+    finally:
+        redis.stop()

@@ -98,6 +98,7 @@ CONTRACT = {
     "apytheus.middleware": ["MetricsMiddleware", "PytheusMiddlewareASGI"],
     "apytheus.aiohttp": ["metrics_handler", "metrics_middleware"],
     "apytheus.django": ["RouteMiddleware"],
+    "apytheus.celery": ["close_backend", "install"],
     "apytheus.experimental.compatibility": ["patch_client"],
     "apytheus.exceptions": [
         "PytheusException",

@@ -10,6 +10,11 @@ backoff; recording never raises.
 from __future__ import annotations
 
 import atexit
+
+# The first connection encodes the host name with the idna codec, which Python imports on
+# first use: a fork while the flusher thread was inside that import (Celery's pool forks
+# at any time) left the child stuck on the import lock. Imported here, before any thread.
+import encodings.idna  # noqa: F401
 import logging
 import os
 import socket
