@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from starlette.routing import BaseRoute, Host, Match, Mount, Router
+from starlette.routing import BaseRoute, Host, Match, Mount, Route, Router, WebSocketRoute
 
 # Deeper than any real app nests its mounts; a cycle in a route tree cannot hang us.
 _MAX_DEPTH = 32
+_PLAIN = (Route, Mount, Host, WebSocketRoute)
 
 
 def is_mount(route: object) -> bool:
@@ -103,6 +104,9 @@ def chain_template(
 def _candidates(routes: Sequence[BaseRoute]) -> Iterator[Any]:
     """The routes a router tries, with the Mounts and Hosts of FastAPI's included routers."""
     for route in routes:
+        if isinstance(route, _PLAIN):  # most routes: skip the (slow, missing) getattr below
+            yield route
+            continue
         contexts = getattr(route, "effective_route_contexts", None)
         if contexts is None:
             yield route
