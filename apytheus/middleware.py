@@ -17,7 +17,7 @@ from typing import Any
 from ._expose.asgi import ASGIApp, Message, Receive, Scope, Send, run_lifespan
 from ._expose.routes import METHODS as METHODS
 from ._expose.routes import UNMATCHED_ROUTE as UNMATCHED_ROUTE
-from ._expose.routes import hook_frameworks, route_template
+from ._expose.routes import RouteTemplates, hook_frameworks
 from ._public import publish
 from ._record.timers import clock
 from ._request_metrics import metrics_for
@@ -93,6 +93,7 @@ class MetricsMiddleware:
         # typed loosely: Litestar's and Quart's apps declare TypedDict scopes, which
         # Callable[[MutableMapping, ...], ...] would refuse under mypy strict
         self.app: ASGIApp = app
+        self._route_template = RouteTemplates(app)
         hook_frameworks()
         if bool(extra_labels) != bool(extra_label_names):
             raise ValueError("give extra_labels and extra_label_names together")
@@ -131,6 +132,9 @@ class MetricsMiddleware:
         if method not in METHODS:
             method = "OTHER"
         root_path = scope.get("root_path", "")
+        # what routers above this middleware left, to tell it from what the app's own do
+        entry_route = scope.get("route")
+        had_router = "router" in scope
         status = 500
         received = 0
         sent = 0
@@ -163,7 +167,7 @@ class MetricsMiddleware:
         finally:
             in_progress.inc(-1.0)  # dec() checks its argument again: not needed here
             duration = (end if end is not None else clock()) - start
-            route = route_template(scope, root_path)
+            route = self._route_template(scope, root_path, path, entry_route, had_router)
             if self.extra_labels is None:
                 key: tuple[Any, ...] = (method, route, status)
             else:
