@@ -1,9 +1,10 @@
-"""A loopback TCP proxy that can drop a connection after the server answered a request."""
+"""Loopback TCP proxies: one drops a connection after the server answered, one adds latency."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 
 
 class _Link:
@@ -74,6 +75,73 @@ class DroppingProxy:
                 link.client.sendall(data)
         except OSError:
             pass
+
+    def close(self) -> None:
+        self._listener.close()
+        for link in self._links:
+            link.close()
+
+
+class DelayingProxy:
+    """Forwards 127.0.0.1:<port> to a server on 127.0.0.1, each way ``delay`` seconds late.
+
+    Every chunk is held until ``delay`` after it arrived, in order, so a round trip
+    takes ``2 * delay`` more; ``delay`` may change at any time (0: as fast as it can).
+    """
+
+    def __init__(self, target_port: int, delay: float = 0.0) -> None:
+        self.target_port = target_port
+        self.delay = delay
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._links: list[_Link] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            link = _Link(client, socket.create_connection(("127.0.0.1", self.target_port)))
+            self._links.append(link)
+            for source, sink in ((link.client, link.server), (link.server, link.client)):
+                self._pump(source, sink, link)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, link: _Link) -> None:
+        queue: list[tuple[float, bytes]] = []
+        ready = threading.Condition()
+
+        def read() -> None:
+            try:
+                while data := source.recv(65536):
+                    with ready:
+                        queue.append((time.monotonic() + self.delay, data))
+                        ready.notify()
+            except OSError:
+                pass
+            with ready:
+                queue.append((0.0, b""))  # the end
+                ready.notify()
+
+        def write() -> None:
+            while True:
+                with ready:
+                    while not queue:
+                        ready.wait()
+                    due, data = queue.pop(0)
+                if not data:
+                    link.close()
+                    return
+                time.sleep(max(0.0, due - time.monotonic()))
+                try:
+                    sink.sendall(data)
+                except OSError:
+                    link.close()
+                    return
+
+        threading.Thread(target=read, daemon=True).start()
+        threading.Thread(target=write, daemon=True).start()
 
     def close(self) -> None:
         self._listener.close()

@@ -74,6 +74,8 @@ class FlushRound:
         self.written = False  # the last flush wrote all this worker had (WAIT aside)
         self.error = ""  # why the last flush failed
         self.duration = 0.0  # seconds the last flush took
+        self.slow_flushes = 0  # flushes that took half the heartbeat's validity or more
+        self.slow_logged = 0.0
 
     def run(self) -> bool:
         """Flush now (blocking). Returns False if the store could not be reached (data kept)."""
@@ -109,6 +111,22 @@ class FlushRound:
         finally:
             self.duration = time.monotonic() - start
             self.finished += 1
+            if self.duration >= self.store.heartbeat_ttl / 2:
+                self._slow()
+
+    def _slow(self) -> None:
+        """A flush took half the heartbeat's validity or more: say so (once a minute)."""
+        self.slow_flushes += 1
+        now = time.monotonic()
+        if now - self.slow_logged > 60:
+            self.slow_logged = now
+            log.warning(
+                "apytheus: a flush to Redis took %.1f s (heartbeat_ttl %.1f s): Redis is slow; "
+                "if flushes take longer than heartbeat_ttl, other workers' live* gauges stop "
+                "counting this one (apytheus_redis_slow_flushes_total counts these flushes)",
+                self.duration,
+                self.store.heartbeat_ttl,
+            )
 
     def _run(self) -> bool:
         now = time.time()
@@ -246,6 +264,19 @@ class FlushRound:
                 "gauge",
                 "Fields of the batch waiting for Redis to acknowledge it.",
                 float(pending.fields if pending is not None else 0),
+            ),
+            family(
+                "apytheus_redis_flush_duration_seconds",
+                "gauge",
+                "Seconds the last flush to Redis took (its round trips included).",
+                self.duration,
+            ),
+            family(
+                "apytheus_redis_slow_flushes",
+                "counter",
+                "Flushes that took half of heartbeat_ttl or more: Redis is slow, and this "
+                "worker is at risk of looking dead to live* gauges.",
+                float(self.slow_flushes),
             ),
             family(
                 "apytheus_redis_last_flush_timestamp_seconds",

@@ -312,6 +312,7 @@ class RedisBackend:
     dropped_updates = counted("dropped_updates", "Updates Redis refused for good.")
     resends = counted("resends", "Times Redis had lost this worker's data, so it sent it again.")
     last_flush = counted("last_flush", "Unix time of the last successful flush (0 before any).")
+    slow_flushes = counted("slow_flushes", "Flushes that took half of heartbeat_ttl or more.")
 
     @property
     def _flush_lock(self) -> threading.Lock:
