@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -124,6 +125,44 @@ def test_bad_config_is_refused_at_load(bad: dict[str, object]) -> None:
 
     with pytest.raises(InvalidBackendConfigException):
         load_backend(RedisBackend, bad)
+
+
+SENTINELS = [["127.0.0.1", 26379]]
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ({"url": "sentinel://127.0.0.1:26379/mymaster"}, '"sentinels"'),
+        ({"sentinels": [["127.0.0.1", 26379]]}, "service_name"),
+        ({"sentinels": "127.0.0.1:26379", "service_name": "m"}, "list of [host, port]"),
+        ({"sentinels": [["127.0.0.1", "26379"]], "service_name": "m"}, "[host, port] pair"),
+        ({"sentinels": [], "service_name": "m"}, "list of [host, port]"),
+        ({"sentinels": SENTINELS, "service_name": "m", "url": "redis://x"}, "leave out url"),
+        ({"sentinels": SENTINELS, "service_name": "m", "sentinel_password": 1}, "string"),
+        ({"replicas": -1}, "replicas must be"),
+        ({"replicas": True}, "replicas must be"),
+        ({"replicas": 1, "cluster": True}, "not supported with cluster"),
+        ({"replicas": 1, "replicas_timeout": 0}, "replicas_timeout"),
+        ({"replicas": 1, "replicas_timeout": 5, "socket_timeout": 2}, "shorter than"),
+    ],
+)
+def test_bad_sentinel_and_replica_options_are_refused_at_load(
+    bad: dict[str, object], says: str
+) -> None:
+    from apytheus.exceptions import InvalidBackendConfigException
+
+    with pytest.raises(InvalidBackendConfigException, match=re.escape(says)):
+        load_backend(RedisBackend, bad)
+
+
+def test_a_sentinel_config_makes_no_connection_until_used() -> None:
+    """Nothing listens on the sentinels' port: creating the backend still succeeds."""
+    backend = RedisBackend(
+        {"sentinels": SENTINELS, "service_name": "m", "sentinel_password": "s", "replicas": 1}
+    )
+    assert backend._store.replicas == 1
+    backend.close(flush=False)
 
 
 def test_pytheus_alias_is_the_same_class() -> None:
