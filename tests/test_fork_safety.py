@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -43,3 +44,30 @@ def test_forked_child_has_its_own_worker_and_sends_only_its_own_deltas(
     assert registry.get_sample_value("jobs_total") == 10.0
     # gauges start from 0 in the child: the parent's 1 is not summed twice
     assert registry.get_sample_value("workers") == 1.0
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_fork_waits_for_the_flush_under_way(redis_backend: RedisBackend) -> None:
+    """The child never starts from a flush (a connection, an import) half done by another
+    thread of the parent: the fork waits for it, up to a second, then forks anyway."""
+    held = threading.Event()
+    release = threading.Event()
+    finished: list[bool] = []
+
+    def flush_in_progress() -> None:
+        with redis_backend._flush_lock:
+            held.set()
+            release.wait(5)
+            finished.append(True)
+
+    holder = threading.Thread(target=flush_in_progress)
+    holder.start()
+    assert held.wait(5)
+    threading.Timer(0.2, release.set).start()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if finished else 1)  # what the child inherited: the flush was over
+    _, status = os.waitpid(pid, 0)
+    holder.join(5)
+    assert finished == [True]
+    assert os.waitstatus_to_exitcode(status) == 0, "forked in the middle of the flush"

@@ -17,7 +17,8 @@ import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ._redis_auth import is_auth_error
+from ..exceptions import InvalidBackendConfigException
+from ._redis_auth import auth_problem, is_auth_error, redacted_location
 
 log = logging.getLogger("apytheus")
 
@@ -95,6 +96,30 @@ def ping_once(make_client: Callable[[], Any]) -> None:
         client.ping()
     finally:
         close_client(client)
+
+
+def check_credentials(make_client: Callable[[], Any], config: Mapping[str, Any]) -> None:
+    """Connect and PING once (blocking): a wrong password or ACL stops the app's startup.
+
+    Raises:
+        InvalidBackendConfigException: Redis refused the credentials, or the ACL
+            user may not run PING: a config error, which no retry cures.
+
+    An unreachable Redis is only logged: the flusher keeps the deltas and
+    retries, so an outage at startup never stops the app.
+    """
+    try:
+        ping_once(make_client)
+    except Exception as exc:
+        problem = auth_problem(exc, config)
+        if problem is not None:
+            raise InvalidBackendConfigException(f"apytheus: {problem}") from None
+        log.warning(
+            "apytheus: Redis at %s does not answer at startup (%s); starting anyway: "
+            "the deltas stay buffered and the flusher retries",
+            redacted_location(config),
+            exc,
+        )
 
 
 class Connector:

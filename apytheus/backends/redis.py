@@ -9,37 +9,28 @@ backoff; recording never raises.
 
 from __future__ import annotations
 
-import atexit
-
-# The first connection encodes the host name with the idna codec, which Python imports on
-# first use: a fork while the flusher thread was inside that import (Celery's pool forks
-# at any time) left the child stuck on the import lock. Imported here, before any thread.
-import encodings.idna  # noqa: F401
 import logging
-import os
-import socket
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from secrets import token_hex
 from typing import Any
 
 import anyio
 
 from .._labels import LabelSet
 from .._samples import MetricFamily
-from ..exceptions import BackendUnavailable, InvalidBackendConfigException
+from ..exceptions import BackendUnavailable
 from ._buffer import DeltaBuffer
 from ._flush_round import FlushRound
 from ._flusher import Flusher, counted
+from ._process import forget, track, worker_id
 from ._protocol import MetricSpec, Series, SupportsClose
-from ._redis_auth import auth_problem, redacted_location
+from ._redis_auth import auth_problem
 from ._redis_client import (
     Connector,
     check_connection_options,
-    ping_once,
+    check_credentials,
     replicas_option,
     seconds_option,
 )
@@ -49,13 +40,6 @@ from ._threads import Reads, run_sync
 __all__ = ["MultiProcessRedisBackend", "RedisBackend"]
 
 log = logging.getLogger("apytheus")
-
-_backends: weakref.WeakSet[RedisBackend] = weakref.WeakSet()
-
-
-def _worker_id() -> str:
-    # hostname and pid repeat across container restarts: 48 random bits keep ids apart
-    return f"{socket.gethostname()}:{os.getpid()}:{token_hex(6)}"
 
 
 class RedisBackend:
@@ -72,17 +56,16 @@ class RedisBackend:
         config: ``url`` (``redis://``, ``rediss://`` for TLS) or ``host``,
             ``port``, ``db``, ``username``, ``password``, ``ssl`` and any other
             redis-py connection option; ``cluster`` (bool) for Redis Cluster;
-            ``sentinels`` (``[[host, port], ...]``) and ``service_name`` (with
-            ``sentinel_username`` / ``sentinel_password`` if the sentinels
-            want them) for Sentinel; ``replicas`` (default 0): a batch counts
-            as written once ``WAIT`` confirms that many replicas hold it (within
-            ``replicas_timeout`` seconds, default 1), else it is sent again;
+            ``sentinels`` (``[[host, port], ...]``), ``service_name`` (and
+            ``sentinel_username`` / ``sentinel_password``) for Sentinel;
+            ``replicas`` (default 0): a batch counts once ``WAIT`` confirms that
+            many replicas hold it (``replicas_timeout``, default 1 s);
             ``key_prefix`` (default ``"apytheus"``) to share one Redis between
             apps; ``flush_interval`` in seconds (default 1); ``heartbeat_ttl``
             in seconds after which a silent worker counts as dead for the
             ``live*`` gauge modes (default: 5 flush intervals, at least 10 s);
-            ``worker_retention`` in seconds after which what a dead worker left
-            (its gauge values, its batch numbers) is removed (default: 1 day).
+            ``worker_retention``: seconds before what a dead worker left is
+            removed (default: 1 day). See the Multiprocess page for all of it.
 
     Raises:
         ValueError: a config value is invalid.
@@ -114,7 +97,7 @@ class RedisBackend:
             Connector(options), self.key_prefix, self.heartbeat_ttl, replicas, replicas_timeout
         )
         self._probe = Connector(options, retries=0)  # the startup check tries once
-        self._buffer = DeltaBuffer(_worker_id())
+        self._buffer = DeltaBuffer(worker_id())
         self._round = FlushRound(
             self._buffer,
             self._store,
@@ -126,7 +109,7 @@ class RedisBackend:
         self._flusher = Flusher(self._round.run_unless_busy, self.flush_interval)
         self._reads = Reads(MAX_READS, "Redis is slow")
         self._closed = False
-        _backends.add(self)
+        track(self)
 
     @property
     def worker(self) -> str:
@@ -215,18 +198,7 @@ class RedisBackend:
         An unreachable Redis is only logged: the flusher keeps the deltas and
         retries, so an outage at startup never stops the app.
         """
-        try:
-            ping_once(self._probe)
-        except Exception as exc:
-            problem = auth_problem(exc, self._options)
-            if problem is not None:
-                raise InvalidBackendConfigException(f"apytheus: {problem}") from None
-            log.warning(
-                "apytheus: Redis at %s does not answer at startup (%s); starting anyway: "
-                "the deltas stay buffered and the flusher retries",
-                redacted_location(self._options),
-                exc,
-            )
+        check_credentials(self._probe, self._options)
 
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
@@ -256,7 +228,7 @@ class RedisBackend:
         if flush and self.flush_sync() and self._buffer.pending is None:
             self._retire()
         self._store.close()
-        _backends.discard(self)
+        forget(self)
 
     def _retire(self) -> None:
         """This worker stops for good, all it sent applied: remove what only it needed.
@@ -281,7 +253,7 @@ class RedisBackend:
         """In a forked child: new worker id, locks, connection and flusher; no parent deltas."""
         self._round.reset()
         self._reads = Reads(MAX_READS, "Redis is slow")
-        self._buffer.rebase(_worker_id())
+        self._buffer.rebase(worker_id())
         self._store.reset()
         self._flusher.forget_thread()
         if self._buffer.size() and not self._closed:
@@ -327,17 +299,3 @@ MAX_READS = 2  # reads of Redis a worker runs at once, those its scrapes gave up
 
 MultiProcessRedisBackend = RedisBackend
 """pytheus' name for the Redis backend."""
-
-
-def _after_fork_in_child() -> None:
-    for backend in list(_backends):
-        backend._after_fork()
-
-
-def _at_exit() -> None:
-    for backend in list(_backends):
-        backend.close()  # flush_sync logs and swallows Redis errors: exit is never masked
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_at_exit)
