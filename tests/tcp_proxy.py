@@ -22,26 +22,15 @@ class _Link:
             s.close()
 
 
-class DroppingProxy:
-    """Forwards 127.0.0.1:<port> to a server on 127.0.0.1.
-
-    ``drop_after(marker)``: the next client request containing ``marker`` is
-    forwarded; the server's reply is thrown away and the client's connection
-    closed. The server did the work; the client never hears of it.
-    """
+class _Proxy:
+    """Accepts on 127.0.0.1:<port>, connects each client to the server; `_serve` forwards."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
-        self._marker: bytes | None = None
-        self.dropped = threading.Event()
         self._links: list[_Link] = []
         threading.Thread(target=self._accept, daemon=True).start()
-
-    def drop_after(self, marker: bytes) -> None:
-        self.dropped.clear()
-        self._marker = marker
 
     def _accept(self) -> None:
         while True:
@@ -51,8 +40,37 @@ class DroppingProxy:
                 return  # closed
             link = _Link(client, socket.create_connection(("127.0.0.1", self.target_port)))
             self._links.append(link)
-            threading.Thread(target=self._requests, args=(link,), daemon=True).start()
-            threading.Thread(target=self._replies, args=(link,), daemon=True).start()
+            self._serve(link)
+
+    def _serve(self, link: _Link) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._listener.close()
+        for link in self._links:
+            link.close()
+
+
+class DroppingProxy(_Proxy):
+    """Forwards 127.0.0.1:<port> to a server on 127.0.0.1.
+
+    ``drop_after(marker)``: the next client request containing ``marker`` is
+    forwarded; the server's reply is thrown away and the client's connection
+    closed. The server did the work; the client never hears of it.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self._marker: bytes | None = None
+        self.dropped = threading.Event()
+        super().__init__(target_port)
+
+    def drop_after(self, marker: bytes) -> None:
+        self.dropped.clear()
+        self._marker = marker
+
+    def _serve(self, link: _Link) -> None:
+        threading.Thread(target=self._requests, args=(link,), daemon=True).start()
+        threading.Thread(target=self._replies, args=(link,), daemon=True).start()
 
     def _requests(self, link: _Link) -> None:
         try:
@@ -76,13 +94,8 @@ class DroppingProxy:
         except OSError:
             pass
 
-    def close(self) -> None:
-        self._listener.close()
-        for link in self._links:
-            link.close()
 
-
-class DelayingProxy:
+class DelayingProxy(_Proxy):
     """Forwards 127.0.0.1:<port> to a server on 127.0.0.1, each way ``delay`` seconds late.
 
     Every chunk is held until ``delay`` after it arrived, in order, so a round trip
@@ -90,23 +103,12 @@ class DelayingProxy:
     """
 
     def __init__(self, target_port: int, delay: float = 0.0) -> None:
-        self.target_port = target_port
         self.delay = delay
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._links: list[_Link] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target_port)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            link = _Link(client, socket.create_connection(("127.0.0.1", self.target_port)))
-            self._links.append(link)
-            for source, sink in ((link.client, link.server), (link.server, link.client)):
-                self._pump(source, sink, link)
+    def _serve(self, link: _Link) -> None:
+        for source, sink in ((link.client, link.server), (link.server, link.client)):
+            self._pump(source, sink, link)
 
     def _pump(self, source: socket.socket, sink: socket.socket, link: _Link) -> None:
         queue: list[tuple[float, bytes]] = []
@@ -142,8 +144,3 @@ class DelayingProxy:
 
         threading.Thread(target=read, daemon=True).start()
         threading.Thread(target=write, daemon=True).start()
-
-    def close(self) -> None:
-        self._listener.close()
-        for link in self._links:
-            link.close()

@@ -146,6 +146,30 @@ def worker_config(group: ReplicatedRedis, key_prefix: str, **extra: Any) -> dict
     }
 
 
+def record_through_failover(
+    group: ReplicatedRedis,
+    config: dict[str, Any],
+    seed: int,
+    tmp_path: Path,
+    totals: Totals,
+    after_kill: Callable[[RedisServer, RedisServer], None] | None,
+) -> list[dict[str, Any]]:
+    """3 workers record without pause while the master is SIGKILLed and a replica
+    promoted (then ``after_kill(killed, promoted)``); their reports once they stopped."""
+    workers = start_workers(3, seed, config, tmp_path)
+    try:
+        wait_until(lambda: totals.jobs_total() > 2_000, "the workers' first flushes")
+        killed, promoted = group.fail_over_by_kill()
+        if after_kill is not None:
+            after_kill(killed, promoted)
+        before = totals.jobs_total()
+        wait_until(lambda: totals.jobs_total() > before + 2_000, "flushes after the failover")
+        return [w.exit() for w in workers]
+    finally:
+        for w in workers:
+            w.stop()
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_with_replicas_1_a_killed_master_loses_nothing(
     replicated: ReplicatedRedis,
@@ -158,22 +182,16 @@ def test_with_replicas_1_a_killed_master_loses_nothing(
     replica; the killed server comes back (empty) and the sentinels make it the new
     master's replica. Every increment and observation is in Redis exactly once."""
     config = worker_config(replicated, key_prefix, replicas=1, replicas_timeout=0.5)
-    workers = start_workers(3, seed, config, tmp_path)
-    try:
-        use_backend({**replicated.config, "key_prefix": key_prefix})
-        totals = Totals(CollectorRegistry())
-        wait_until(lambda: totals.jobs_total() > 2_000, "the workers' first flushes")
-        killed, promoted = replicated.fail_over_by_kill()
+    use_backend({**replicated.config, "key_prefix": key_prefix})
+    totals = Totals(CollectorRegistry())
+
+    def restore(killed: RedisServer, promoted: RedisServer) -> None:
         # the new master has no replica yet: WAIT cannot confirm, batches stay pending
         killed.start()
         wait_until(lambda: role(killed) == "slave", "the sentinels to demote the old master", 60)
         wait_until(lambda: replicas_online(promoted) == 1, "the old master to sync", 60)
-        before = totals.jobs_total()
-        wait_until(lambda: totals.jobs_total() > before + 2_000, "flushes after the failover")
-        reports = [w.exit() for w in workers]
-    finally:
-        for w in workers:
-            w.stop()
+
+    reports = record_through_failover(replicated, config, seed, tmp_path, totals, restore)
     for report in reports:
         assert not report["pending"] and not report["dirty"], report
     assert totals.by_kind() == recorded(reports)
@@ -190,18 +208,10 @@ def test_without_replicas_a_killed_master_never_doubles_and_loses_little(
     when it died is lost (asynchronous replication: usually nothing, at most the last
     moments); a batch whose reply the kill swallowed is sent again to the new master,
     which applies it once. Nothing is ever counted twice."""
-    workers = start_workers(3, 3, worker_config(replicated, key_prefix), tmp_path)
-    try:
-        use_backend({**replicated.config, "key_prefix": key_prefix})
-        totals = Totals(CollectorRegistry())
-        wait_until(lambda: totals.jobs_total() > 2_000, "the workers' first flushes")
-        replicated.fail_over_by_kill()
-        before = totals.jobs_total()
-        wait_until(lambda: totals.jobs_total() > before + 2_000, "flushes after the failover")
-        reports = [w.exit() for w in workers]
-    finally:
-        for w in workers:
-            w.stop()
+    use_backend({**replicated.config, "key_prefix": key_prefix})
+    totals = Totals(CollectorRegistry())
+    config = worker_config(replicated, key_prefix)
+    reports = record_through_failover(replicated, config, 3, tmp_path, totals, None)
     found, wanted = totals.by_kind(), recorded(reports)
     for kind in KINDS:
         assert found[kind][0] <= wanted[kind][0], "an increment was counted twice"

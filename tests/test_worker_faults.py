@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import httpx
 import pytest
 from conftest import require_tool, wait_for
 from redis_server import RedisServer
+from worker_process import WorkerProcess
 
 from apytheus import Counter, Gauge, Histogram
 from apytheus.backends import HistogramSeries, ScalarSeries
@@ -262,37 +262,13 @@ def item_totals(scraper: RedisBackend) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- 1. SIGKILL
-class Worker:
+class Worker(WorkerProcess):
     """A worker process (this file run as a script) driven line by line over its stdin."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        with log.open("wb") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, __file__],
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-            )
-        self.log = log
-        self._buffer = b""
+        super().__init__([__file__], env, log)
         ready, _, self.id = self.line().partition(" ")
         assert ready == "ready", ready
-
-    def line(self, timeout: float = 30) -> str:
-        assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                pytest.fail(f"worker {self.process.pid} did not answer in {timeout} s")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                pytest.fail(f"worker {self.process.pid} exited:\n{self.log.read_text()}")
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode()
 
     def send(self, command: str) -> None:
         assert self.process.stdin is not None
@@ -300,20 +276,12 @@ class Worker:
         self.process.stdin.flush()
         assert self.line() == "ok", command
 
-    def exit(self) -> int:
+    def exit_code(self) -> int:
         """Ask the worker to leave its lifespan (a final flush) and exit; its exit code."""
         assert self.process.stdin is not None
         self.process.stdin.write(b"exit\n")
         self.process.stdin.close()
         return self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=15)
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                pipe.close()
 
 
 def worker_main() -> None:
@@ -426,7 +394,7 @@ def test_a_killed_worker_loses_only_what_it_recorded_since_its_last_flush(
         assert time.time() >= expires, "the livesum share went before the heartbeat expired"
         assert read(scraper, held) == {"": 10.0}, "a sum gauge lost the killed worker's value"
         for survivor in survivors:
-            assert survivor.exit() == 0, survivor.log.read_text()
+            assert survivor.exit_code() == 0, survivor.log.read_text()
         assert read(scraper, jobs) == {"victim": 300, "s0": 200, "s1": 200}
         # the survivors stopped cleanly and took their shares (1 and 2) with them; the
         # killed worker's 7 counts until worker_retention

@@ -83,9 +83,12 @@ class FlushRound:
             return self._timed()
 
     def run_unless_busy(self) -> bool:
-        """`run`, unless a flush is under way (a scrape's): then it does the work."""
+        """`run`, unless a flush is under way (a scrape's): that one does the work.
+
+        Returns whether the last flush succeeded (for the backoff).
+        """
         if not self.lock.acquire(blocking=False):
-            return True
+            return not self.error
         try:
             return self._timed()
         finally:
