@@ -35,6 +35,7 @@ WORKERS = 2
 MAX_REQUESTS = 40
 REQUESTS = 600  # about 15 recycles
 HEARTBEAT_TTL = 2.0
+RETENTION = 2.0
 
 
 class Gunicorn:
@@ -102,6 +103,8 @@ def test_recycled_workers_leave_redis_bounded_and_livesum_exact(
         "key_prefix": key_prefix,
         "flush_interval": 0.1,
         "heartbeat_ttl": HEARTBEAT_TTL,
+        # a stopped worker's batch numbers stay this long (at most 2 min), then are pruned
+        "worker_retention": RETENTION,
     }
     env = {
         **os.environ,
@@ -161,12 +164,19 @@ def test_recycled_workers_leave_redis_bounded_and_livesum_exact(
                 t.join()
         wait_for(lambda: served() == ok, timeout=15, what="every request in Redis")
         wait_for(lambda: live() == WORKERS, timeout=HEARTBEAT_TTL + 2, what="livesum = 2")
+        during = fields(redis_server, key_prefix)
+        # the live workers prune the stopped ones' batch numbers once RETENTION has passed
+        wait_for(
+            lambda: fields(redis_server, key_prefix) <= warm + 4,
+            timeout=RETENTION + 30,
+            what="the stopped workers' batch numbers to be pruned",
+        )
         settled = fields(redis_server, key_prefix)
         log = (tmp_path / "gunicorn.log").read_text()
     finally:
         server.stop()
     recycles = log.count("Maximum request limit")
-    print(f"{ok} requests, {recycles} recycles, fields {warm} -> {settled}, live {set(seen_live)}")
+    print(f"{ok} requests, {recycles} recycles, fields {warm} -> {during} -> {settled}")
     assert recycles >= 5, log[-2000:]  # the workers were recycled: the test proves something
     assert served() == ok  # exact: no request lost or counted twice across recycles
     assert max(seen_live) <= WORKERS, "a stopped worker still counted in livesum"

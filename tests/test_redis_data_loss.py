@@ -23,6 +23,7 @@ from tcp_proxy import DroppingProxy
 
 from apytheus import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info
 from apytheus.backends._buffer import DeltaBuffer
+from apytheus.backends._redis_retire import prune_dead
 from apytheus.backends._series import ScalarSeries
 from apytheus.backends.redis import RedisBackend
 
@@ -168,7 +169,7 @@ def test_a_worker_pruned_as_dead_while_stopped_sends_its_state_again(
     metrics = Metrics(registry)
     assert backend.flush_sync()
     # what another worker's prune does once this one's heartbeat is older than the retention
-    pruned = backend._store.prune(backend._buffer.specs(), time.time() + 10**6)
+    pruned = prune_dead(backend._store, time.time() + 10**6)
     assert pruned == [backend.worker]
     assert metrics.gauge_likes() == EXPECTED
     assert metrics.get("jobs_total") == 5.0  # totals are not per worker: pruning keeps them
@@ -273,7 +274,7 @@ def test_a_value_sent_again_keeps_its_time_for_mostrecent(
     later_than(time.time())  # A's resend comes later still: only its first time can lose
     # A stopped for longer than worker_retention: B prunes it
     redis_server.client().zadd(backend._store.workers_key, {backend.worker: 1.0})
-    assert backend._store.prune([g._family.spec], 100.0) == [backend.worker]
+    assert prune_dead(backend._store, 100.0) == [backend.worker]
     assert registry.get_sample_value("leader") == 2.0  # A's flush sends its 1 again
     assert (
         redis_server.client().hget(f"{{{backend.key_prefix}|leader}}:v", f"[]\t{backend.worker}")
@@ -332,7 +333,7 @@ def test_a_backend_that_took_over_keeps_the_times_of_what_it_sends_again(
     second = make_redis_backend(redis_server)  # takes over the worker
     # this worker is pruned while stopped; it sends its 1 again, with its first time
     redis_server.client().zadd(second._store.workers_key, {second.worker: 1.0})
-    assert second._store.prune([g._family.spec], 100.0) == [second.worker]
+    assert prune_dead(second._store, 100.0) == [second.worker]
     assert registry.get_sample_value("leader") == 1.0  # not the other's older 2
 
 

@@ -56,6 +56,7 @@ ACL_COMMANDS = (
     "hkeys",  # removing a gauge's series: every worker's field of it
     "hdel",
     "sadd",  # the series each worker wrote to a gauge (so its exit leaves nothing)
+    "srem",  # ... less those removed
     "smembers",  # a stopping or dead worker's series
     "del",  # ... and then that list
     "hgetall",  # scrape
@@ -387,6 +388,7 @@ def _acl_cycle(registry: CollectorRegistry, admin: Any, config: Mapping[str, Any
         admin.zadd(f"{{{PREFIX}}}:workers", {dead: time.time() - 60})
         admin.hset(f"{{{PREFIX}|temperature}}:v", f"[]\t{dead}", "99")
         admin.sadd(f"{{{PREFIX}|temperature}}:o:{dead}", "[]")
+        admin.hset(f"{{{PREFIX}}}:m:{dead}", "temperature", "0")
         backend._round.last_prune = 0.0  # due now
         backend.flush_sync()
         if admin.hexists(f"{{{PREFIX}|temperature}}:v", f"[]\t{dead}"):
@@ -398,8 +400,9 @@ def _acl_cycle(registry: CollectorRegistry, admin: Any, config: Mapping[str, Any
         if registry.get_sample_value("levels", {"zone": "b"}) is not None:
             found.append("a removed gauge series is still there")
         backend.close()  # a clean stop: the worker removes what only it needed
-        if admin.zscore(f"{{{PREFIX}}}:workers", backend.worker) is not None:
-            found.append("a cleanly stopped worker's heartbeat is still there")
+        expiry = admin.zscore(f"{{{PREFIX}}}:workers", backend.worker)
+        if expiry is not None and expiry >= time.time():
+            found.append("a cleanly stopped worker still counts as live")
         if admin.hlen(f"{{{PREFIX}|levels}}:v"):
             found.append("a cleanly stopped worker's gauge values are still there")
     except Exception as exc:

@@ -13,15 +13,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .._labels import LabelSet
-from .._samples import MetricFamily, Sample
 from ._batch import Batch
 from ._buffer import DeltaBuffer
 from ._redis_auth import auth_problem
 from ._redis_client import NotReplicated
-from ._redis_store import RedisStore
+from ._redis_retire import prune_dead, retire_worker
+from ._redis_store import RedisStore, newest_stays
 
 log = logging.getLogger("apytheus")
+
+# Seconds a cleanly stopped worker's batch numbers stay in Redis (at most worker_retention):
+# a copy of one of its batches that a stalled connection delivers late must find it applied.
+RETIRE_GRACE = 120.0
 
 
 class FlushRound:
@@ -57,12 +60,15 @@ class FlushRound:
         self.worker_retention = worker_retention
         self.prune_every = prune_every
         self.lock = threading.Lock()
+        self.closed = False  # flushes are no-ops: the backend was closed
+        self.metrics: dict[str, bool] = {}  # every metric this worker wrote: newest_stays
         self.reset()
 
     def reset(self) -> None:
         """Forget the counts (a new process after fork) and the lock's holder."""
         self.lock = threading.Lock()
         self.flush_errors = 0
+        self.metrics = {}  # a new worker (after fork) has written nothing yet
         self.dropped_updates = 0
         self.dropped_by_reason: dict[str, int] = {}
         self.resends = 0  # times the store had lost (or rolled back) this worker's data
@@ -131,7 +137,32 @@ class FlushRound:
                 self.store.heartbeat_ttl,
             )
 
+    def close(self, retire: bool) -> None:
+        """Flush a last time and retire this worker (if ``retire``); later flushes do nothing.
+
+        It retires (see `retire_worker`) only if that flush left nothing pending:
+        a batch that may still be sent again needs what retiring removes. Its batch
+        numbers are pruned a little later, once no late copy of a batch can arrive.
+        """
+        with self.lock:
+            if retire and self._timed() and self.buffer.pending is None:
+                grace = min(RETIRE_GRACE, self.worker_retention)
+                later = time.time() + grace - self.worker_retention  # not live, pruned later
+                try:
+                    retire_worker(self.store, self.buffer.worker, self.metrics, later)
+                except Exception as exc:
+                    log.warning(
+                        "apytheus: could not remove what worker %s left in Redis (%s); "
+                        "other workers prune it after worker_retention",
+                        self.buffer.worker,
+                        auth_problem(exc, self.options) or exc,
+                    )
+            self.closed = True
+
     def _run(self) -> bool:
+        if self.closed:
+            self.error, self.written = "the backend is closed", False
+            return False
         now = time.time()
         fresh = False  # the batch being written holds the newest of what was recorded
         try:
@@ -146,6 +177,8 @@ class FlushRound:
                 worker = self.buffer.worker
                 written = self.store.write(batch, worker, now, mark)
                 wrote = True
+                for ops in batch.ops if batch is not None else ():
+                    self.metrics[ops.spec.name] = newest_stays(ops.spec)
                 if written.refused:
                     self._refused(written.refused, batch)
                 lost = self.buffer.ack(batch, mark, written.confirmed, written.behind)
@@ -193,7 +226,7 @@ class FlushRound:
         """Remove what workers dead for longer than ``worker_retention`` left (best effort)."""
         self.last_prune = now
         try:
-            gone = self.store.prune(self.buffer.specs(), now - self.worker_retention)
+            gone = prune_dead(self.store, now - self.worker_retention)
         except Exception as exc:  # pruning can wait for the next time
             problem = auth_problem(exc, self.options)
             log.log(
@@ -224,67 +257,3 @@ class FlushRound:
                 self.key_prefix,
                 dropped,
             )
-
-    def health_families(self) -> list[MetricFamily]:
-        """This worker's flush health, exposed with the default registry."""
-        pending = self.buffer.pending
-        labels = LabelSet((("worker", self.buffer.worker),))
-
-        def family(name: str, kind: str, doc: str, value: float) -> MetricFamily:
-            sample = name + "_total" if kind == "counter" else name
-            return MetricFamily(name, doc, kind, [Sample(sample, labels, value)])
-
-        return [
-            family(
-                "apytheus_redis_flush_errors",
-                "counter",
-                "Flushes to Redis that failed (their deltas stayed buffered).",
-                float(self.flush_errors),
-            ),
-            family(
-                "apytheus_redis_resends",
-                "counter",
-                "Times Redis had lost or rolled back this worker's data (a restart, say), "
-                "so that it sent its series again.",
-                float(self.resends),
-            ),
-            MetricFamily(
-                "apytheus_redis_dropped_updates",
-                "Updates Redis refused for good, by reason (a key of another type, say); "
-                "an outage or a full Redis drops nothing.",
-                "counter",
-                [
-                    Sample(
-                        "apytheus_redis_dropped_updates_total",
-                        LabelSet((*labels.pairs, ("reason", reason))),
-                        float(count),
-                    )
-                    for reason, count in sorted(self.dropped_by_reason.items())
-                ],
-            ),
-            family(
-                "apytheus_redis_buffered_fields",
-                "gauge",
-                "Fields of the batch waiting for Redis to acknowledge it.",
-                float(pending.fields if pending is not None else 0),
-            ),
-            family(
-                "apytheus_redis_flush_duration_seconds",
-                "gauge",
-                "Seconds the last flush to Redis took (its round trips included).",
-                self.duration,
-            ),
-            family(
-                "apytheus_redis_slow_flushes",
-                "counter",
-                "Flushes that took half of heartbeat_ttl or more: Redis is slow, and this "
-                "worker is at risk of looking dead to live* gauges.",
-                float(self.slow_flushes),
-            ),
-            family(
-                "apytheus_redis_last_flush_timestamp_seconds",
-                "gauge",
-                "Unix time of the last successful flush to Redis.",
-                self.last_flush,
-            ),
-        ]

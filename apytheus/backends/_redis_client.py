@@ -197,15 +197,27 @@ class Connector:
             return "a Unix socket cannot be followed to another host"
         try:
             role = client.execute_command("ROLE")
+            _role_name(role)
         except redis.exceptions.RedisError as exc:
             self.followed = None
             return f"asking it for its master failed ({exc}); trying the configured address again"
-        kind = role[0].decode() if isinstance(role[0], bytes) else str(role[0])
+        kind = _role_name(role)
         if kind not in ("slave", "replica"):
             self.followed = None
             return f"it is a {kind} now; trying the configured address again"
         host = role[1].decode() if isinstance(role[1], bytes) else str(role[1])
-        self.followed = (host, int(role[2]))
+        candidate = (host, int(role[2]))
+        self.followed = candidate
+        try:
+            found = _role(self())  # the address the replica gave: is it a master, for us?
+        except redis.exceptions.RedisError as exc:
+            found = f"unreachable ({exc})"
+        if found != "master":
+            self.followed = None
+            return (
+                f"it names {host}:{role[2]} as its master, which is {found} from here; "
+                "trying the configured address again"
+            )
         return f"it is a replica of {host}:{role[2]} now, where the next flush goes"
 
     def unreachable(self) -> None:
@@ -217,6 +229,19 @@ class Connector:
                 *self.followed,
             )
             self.followed = None
+
+
+def _role_name(role: Any) -> str:
+    kind = role[0]
+    return kind.decode() if isinstance(kind, bytes) else str(kind)
+
+
+def _role(client: Any) -> str:
+    """``master``, ``slave`` or ``sentinel``: what ``ROLE`` says (blocking; closes the client)."""
+    try:
+        return _role_name(client.execute_command("ROLE"))
+    finally:
+        close_client(client)
 
 
 def seconds_option(options: dict[str, Any], name: str, default: float) -> float:

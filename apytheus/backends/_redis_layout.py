@@ -15,6 +15,8 @@ change (they have none of these characters).
 * ``{p|m}:t``   time of the last write per gauge field (``mostrecent``).
 * ``{p|m}:o:<worker>`` the series of a gauge-like metric that a worker wrote
   (a set), so that what it leaves is found without a scan when it stops or dies.
+* ``{p}:m:<worker>`` the metrics a worker wrote, each with whether its newest
+  value stays when the worker stops: how pruning finds all a dead worker left.
 * ``{p}:workers`` a sorted set of workers; the score is when each one's
   heartbeat expires, as the worker itself set it.
 * ``{p}:marks``  per worker, the batch number of its last confirmed write:
@@ -68,6 +70,11 @@ def metric_keys(key_prefix: str, name: str) -> tuple[str, str, str, str]:
 def owned_key(key_prefix: str, name: str, worker: str) -> str:
     """The set of a gauge-like metric's series that ``worker`` wrote."""
     return f"{{{key_prefix}|{key_name(name)}}}:o:{worker}"
+
+
+def wrote_key(key_prefix: str, worker: str) -> str:
+    """The hash of the metrics ``worker`` wrote (name: '1' if its newest value stays)."""
+    return f"{{{key_prefix}}}:m:{worker}"
 
 
 def workers_key(key_prefix: str) -> str:

@@ -174,6 +174,8 @@ class Merge:
             worker = worker_bytes.decode()
             if mode in LIVE_MODES and worker not in live:
                 continue
+            if not worker and mode != "mostrecent":
+                continue  # a retired slot (see RETIRE_SCRIPT) counts where the last write wins
             by_series.setdefault(field, []).append((worker, v, float(times.get(f, b"0"))))
         out: list[Series] = []
         for field, entries in by_series.items():

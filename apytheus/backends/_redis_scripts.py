@@ -43,7 +43,10 @@ if deletes > 0 and ARGV[9] == '1' then
   end
 elseif deletes > 0 then
   local gone = {}
-  for k = i, i + deletes - 1 do gone[ARGV[k]] = true end
+  for k = i, i + deletes - 1 do
+    gone[ARGV[k]] = true
+    redis.call('SREM', KEYS[5], ARGV[k])
+  end
   for key = 2, 4 do
     for _, f in ipairs(redis.call('HKEYS', KEYS[key])) do
       if gone[string.match(f, '^[^\\t]*')] then redis.call('HDEL', KEYS[key], f) end
@@ -82,13 +85,17 @@ return 1
 """
 FLUSH_SHA = hashlib.sha1(FLUSH_SCRIPT.encode()).hexdigest()
 
-# KEYS: workers, marks. ARGV: worker, heartbeat expiry, expected mark ('' for none), new
-# mark, force ('1' or '0'). Refreshes the heartbeat, then moves the worker's mark (the
-# batch number of its last confirmed write) from the expected one to the new one.
-# Returns 0 if the mark is neither (Redis lost it, or went back to an older snapshot):
-# then it is left as it is, so a retry after a lost reply still finds it wrong.
+# KEYS: workers, marks, the worker's metrics. ARGV: worker, heartbeat expiry, expected mark
+# ('' for none), new mark, force ('1' or '0'), then pairs of a metric name the batch wrote
+# and '1' if its newest value stays when the worker stops (see RETIRE_SCRIPT). Refreshes
+# the heartbeat, lists the metrics (so that pruning finds everything a dead worker wrote),
+# then moves the worker's mark (the batch number of its last confirmed write) from the
+# expected one to the new one. Returns 0 if the mark is neither (Redis lost it, or went
+# back to an older snapshot): then it is left as it is, so a retry after a lost reply still
+# finds it wrong.
 MARK_SCRIPT = """
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
 local mark = redis.call('HGET', KEYS[2], ARGV[1])
 if ARGV[5] == '1' or mark == ARGV[3] or mark == ARGV[4] then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
@@ -99,18 +106,20 @@ return 0
 MARK_SHA = hashlib.sha1(MARK_SCRIPT.encode()).hexdigest()
 
 # KEYS: seq, values, times, then each worker's owned set. ARGV: '1' where the last write
-# wins (mostrecent gauges, info, enum), then the workers: one that stopped cleanly, or
-# ones dead for longer than the retention. Removes their batch numbers and their values
-# (series field, tab, worker), found through their owned sets: no scan, the cost follows
-# what they left. Where the last write wins, a value newer than what earlier retired
-# workers left moves to the series' retired slot (series field, tab, nothing), so that a
-# worker's exit never brings an older value back.
+# wins (mostrecent gauges, info, enum), '1' to remove the batch numbers too, then the
+# workers: one that stopped cleanly (its batch numbers stay a while: a copy of a batch
+# that a stalled connection delivers late must still find it applied), or ones dead for
+# longer than the retention. Removes their values (series field, tab, worker), found
+# through their owned sets: no scan, the cost follows what they left. Where the last
+# write wins, a value newer than what earlier retired workers left moves to the series'
+# retired slot (series field, tab, nothing), so a worker's exit never brings an older
+# value back.
 RETIRE_SCRIPT = """
 local latest = ARGV[1] == '1'
-for k = 2, #ARGV do
+for k = 3, #ARGV do
   local suffix = '\t' .. ARGV[k]
-  redis.call('HDEL', KEYS[1], ARGV[k])
-  for _, series in ipairs(redis.call('SMEMBERS', KEYS[k + 2])) do
+  if ARGV[2] == '1' then redis.call('HDEL', KEYS[1], ARGV[k]) end
+  for _, series in ipairs(redis.call('SMEMBERS', KEYS[k + 1])) do
     local mine = series .. suffix
     if latest then
       local at = redis.call('HGET', KEYS[3], mine)
@@ -124,7 +133,7 @@ for k = 2, #ARGV do
     redis.call('HDEL', KEYS[2], mine)
     redis.call('HDEL', KEYS[3], mine)
   end
-  redis.call('DEL', KEYS[k + 2])
+  redis.call('DEL', KEYS[k + 1])
 end
 return 1
 """

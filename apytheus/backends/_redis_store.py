@@ -28,13 +28,21 @@ from ._redis_client import (
     execute,
     permanent_reason,
 )
-from ._redis_layout import marks_key, metric_keys, owned_key, workers_key
+from ._redis_layout import marks_key, metric_keys, owned_key, workers_key, wrote_key
 from ._redis_merge import Merge
-from ._redis_scripts import FLUSH_SHA, MARK_SHA, RETIRE_SCRIPT, RETIRE_SHA, SCRIPTS
+from ._redis_scripts import FLUSH_SHA, MARK_SHA, SCRIPTS
 
 log = logging.getLogger("apytheus")
 
 _KIND_CODES = {"counter": "1", "histogram": "0", "summary": "0"}  # the rest: gauge-like
+
+
+def newest_stays(spec: MetricSpec) -> bool:
+    """Whether a stopping worker's newest value of ``spec`` stays (the last write wins)."""
+    return spec.kind in ("info", "stateset") or (spec.kind == "gauge" and spec.mode == "mostrecent")
+
+
+_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class Written(NamedTuple):
@@ -118,7 +126,7 @@ class RedisStore:
         if any(isinstance(e, redis.exceptions.ReadOnlyError) for e in errors):
             found = self._connector.demoted(client)
             log.warning("apytheus: Redis answered READONLY (a failover): %s", found)
-        elif any(isinstance(e, redis.exceptions.ConnectionError) for e in errors):
+        elif any(isinstance(e, _UNREACHABLE) for e in errors):
             if self._connector.followed is None:
                 return
             self._connector.unreachable()
@@ -169,10 +177,11 @@ class RedisStore:
             expected_mark = "" if mark.expected is None else str(mark.expected)
             expiry = repr(time.time() + self.heartbeat_ttl)  # from now: building took time
             force = "1" if mark.force else "0"
-            mark_args = (worker, expiry, expected_mark, str(mark.new), force)
-            pipe.execute_command(
-                "EVALSHA", MARK_SHA, 2, self.workers_key, self.marks_key, *mark_args
-            )
+            mark_args = [worker, expiry, expected_mark, str(mark.new), force]
+            for o in ops_list:  # the metrics it wrote, for pruning (see MARK_SCRIPT)
+                mark_args += (o.spec.name, "1" if newest_stays(o.spec) else "0")
+            keys = (self.workers_key, self.marks_key, wrote_key(self.key_prefix, worker))
+            pipe.execute_command("EVALSHA", MARK_SHA, 3, *keys, *mark_args)
             if self.replicas:
                 pipe.execute_command("WAIT", self.replicas, int(self.replicas_timeout * 1000))
             results = self._round_trip(client, pipe)
@@ -230,47 +239,6 @@ class RedisStore:
                 f"{waited} of the {self.replicas} replicas asked for confirmed the "
                 f"batch within {self.replicas_timeout} s"
             )
-
-    def prune(self, specs: Sequence[MetricSpec], before: float) -> list[str]:
-        """Remove what workers whose heartbeat expired before ``before`` left behind.
-
-        See `retire`. Returns the workers removed.
-        """
-        gone = [w.decode() for w in self.client.zrangebyscore(self.workers_key, "-inf", before)]
-        if gone:
-            self.retire(gone, specs)
-        return gone
-
-    def retire(
-        self, workers: Sequence[str], specs: Sequence[MetricSpec], retry: bool = True
-    ) -> None:
-        """Remove what only ``workers`` needed: they stopped cleanly, or died long ago.
-
-        Their batch numbers, their gauge values (a mostrecent gauge's, an info's
-        or an enum's newest value stays, see RETIRE_SCRIPT), their heartbeats and
-        marks. The cost follows what they left, whatever the number of fields.
-
-        Raises:
-            redis.exceptions.RedisError: Redis is unreachable, or the ACL refuses.
-        """
-        client = self.client
-        pipe = client.pipeline(transaction=False)
-        for spec in {s.name: s for s in specs}.values():
-            seq, values, _, times = self.keys(spec)
-            owned = [owned_key(self.key_prefix, spec.name, w) for w in workers]
-            latest = "1" if spec.kind in ("info", "enum") or spec.mode == "mostrecent" else "0"
-            keys = (seq, values, times, *owned)
-            pipe.execute_command("EVALSHA", RETIRE_SHA, len(keys), *keys, latest, *workers)
-        pipe.zrem(self.workers_key, *workers)
-        pipe.hdel(self.marks_key, *workers)
-        results = execute(pipe)
-        if retry and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
-            client.script_load(RETIRE_SCRIPT)
-            return self.retire(workers, specs, retry=False)
-        errors = [r for r in results if isinstance(r, Exception)]
-        if errors:
-            raise errors[0]
-        return None
 
     # -- read ---------------------------------------------------------------
     def read(

@@ -22,6 +22,7 @@ from .._labels import LabelSet
 from .._samples import MetricFamily
 from ..exceptions import BackendUnavailable
 from ._buffer import DeltaBuffer
+from ._flush_health import health_families
 from ._flush_round import FlushRound
 from ._flusher import Flusher, counted
 from ._process import forget, track, worker_id
@@ -106,7 +107,10 @@ class RedisBackend:
             self.worker_retention,
             min(self.worker_retention, max(60.0, 10 * self.flush_interval)),
         )
-        self._flusher = Flusher(self._round.run_unless_busy, self.flush_interval)
+        # a worker backing off (Redis refuses, or its replicas lag) still writes its
+        # heartbeat with each attempt: often enough to stay live for other workers
+        backoff = min(30.0, self.heartbeat_ttl / 2)
+        self._flusher = Flusher(self._round.run_unless_busy, self.flush_interval, backoff)
         self._reads = Reads(MAX_READS, "Redis is slow")
         self._closed = False
         track(self)
@@ -215,38 +219,21 @@ class RedisBackend:
                 await run_sync(self.flush_sync)
 
     def close(self, flush: bool = True) -> None:
-        """Stop the flusher thread, flush a last time (unless told not to), disconnect.
+        """Stop the flusher, flush a last time (unless told not to), disconnect.
 
         After that last flush, the worker removes what only it needed from Redis
-        (see `_retire`): a clean stop leaves nothing behind to grow Redis or to
-        count as a live worker. Runs at interpreter exit for every backend still open.
+        (see `FlushRound.close`): a clean stop leaves nothing behind to grow Redis or
+        to count as a live worker. Later flushes and scrapes of this backend do
+        nothing (they raise `BackendUnavailable`). Runs at interpreter exit for every
+        backend still open.
         """
         if self._closed:
             return
         self._closed = True
         self._flusher.stop_thread()
-        if flush and self.flush_sync() and self._buffer.pending is None:
-            self._retire()
+        self._round.close(retire=flush)
         self._store.close()
         forget(self)
-
-    def _retire(self) -> None:
-        """This worker stops for good, all it sent applied: remove what only it needed.
-
-        Its gauge values (a mostrecent gauge's, an info's or an enum's newest value
-        stays), batch numbers, heartbeat and mark (see `RedisStore.retire`). A
-        worker that cannot do it leaves them for pruning, after ``worker_retention``.
-        """
-        try:
-            with self._flush_lock:
-                self._store.retire([self.worker], self._buffer.specs())
-        except Exception as exc:
-            log.warning(
-                "apytheus: could not remove what worker %s left in Redis (%s); "
-                "other workers prune it after worker_retention",
-                self.worker,
-                auth_problem(exc, self._options) or exc,
-            )
 
     # -- process lifecycle -----------------------------------------------------
     def _after_fork(self) -> None:
@@ -271,6 +258,7 @@ class RedisBackend:
                 previous._flusher.stop_thread()
                 self._buffer.adopt(previous._buffer.handover())
                 self._store.inherit(previous._store)
+                self._round.metrics.update(previous._round.metrics)
             previous.close(flush=False)
         elif isinstance(previous, SupportsClose):
             previous.close()
@@ -278,7 +266,7 @@ class RedisBackend:
     # -- health ----------------------------------------------------------------
     def health_families(self) -> list[MetricFamily]:
         """This worker's flush health, exposed with the default registry."""
-        return self._round.health_families()
+        return health_families(self._round)
 
     flush_errors = counted("flush_errors", "Flushes that failed (their deltas stayed buffered).")
     dropped_updates = counted("dropped_updates", "Updates Redis refused for good.")
