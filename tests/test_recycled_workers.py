@@ -91,6 +91,7 @@ def fields(server: RedisServer, key_prefix: str) -> int:
     return total
 
 
+@pytest.mark.timeout(180)  # gunicorn, ~600 requests and the pruning after them
 def test_recycled_workers_leave_redis_bounded_and_livesum_exact(
     redis_server: RedisServer,
     scraper: RedisBackend,

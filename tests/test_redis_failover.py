@@ -170,6 +170,7 @@ def record_through_failover(
             w.stop()
 
 
+@pytest.mark.timeout(240)  # a promotion, and a demoted master back in sync, on a busy machine
 @pytest.mark.parametrize("seed", [1, 2])
 def test_with_replicas_1_a_killed_master_loses_nothing(
     replicated: ReplicatedRedis,
@@ -198,6 +199,7 @@ def test_with_replicas_1_a_killed_master_loses_nothing(
     assert sum(r["flush_errors"] for r in reports) > 0  # the failover was felt
 
 
+@pytest.mark.timeout(180)  # a promotion on a busy machine
 def test_without_replicas_a_killed_master_never_doubles_and_loses_little(
     replicated: ReplicatedRedis,
     use_backend: Callable[[dict[str, Any]], RedisBackend],
