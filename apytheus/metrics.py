@@ -11,7 +11,7 @@ common case, and call `number` only for anything else: they are the hot path.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ._collect.custom import CustomCollector as CustomCollector
 from ._labels import check_label_dict, check_label_names
@@ -22,6 +22,7 @@ from ._record.family import Family
 from ._record.gauge import GaugeHandle
 from ._record.handle import Handle
 from ._record.observe import ObservedHandle
+from ._record.traced import exemplar_source, traced_class
 from ._record.values import (
     DEFAULT_BUCKETS,
     MULTIPROCESS_MODES,
@@ -79,8 +80,12 @@ class _Metric(Handle):
         """Make the family (name, labels and ``options`` checked) and register it.
 
         A ``unit`` is appended to the name as ``_<unit>`` unless the name ends with it.
+        With automatic ``exemplars`` (its own, or its registry's), the metric becomes
+        of a subclass that takes them (see `apytheus._record.traced`).
         """
         unit = check_unit(options.pop("unit", ""), self._kind)
+        if exemplar_source(options.pop("exemplars", None), registry, self._kind) is not None:
+            self.__class__ = traced_class(self.__class__)
         family = Family(
             with_unit(self._exposed_name(name), unit),
             description,
@@ -106,6 +111,12 @@ class Counter(CounterHandle, _Metric):
 
     Exposed as ``<name>_total``; a name given with ``_total`` is not suffixed twice.
 
+    Args:
+        exemplars: ``"otel"``: each ``inc()`` without an ``exemplar=`` keeps the
+            ``trace_id`` and ``span_id`` of the current sampled OpenTelemetry span
+            as the series' exemplar (needs ``opentelemetry-api``); ``False``: never,
+            whatever the registry says; None: as the registry says.
+
     Examples:
         >>> from apytheus import CollectorRegistry, Counter
         >>> c = Counter("jobs_done", "Jobs finished", registry=CollectorRegistry())
@@ -114,6 +125,21 @@ class Counter(CounterHandle, _Metric):
     """
 
     __slots__ = ()
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        required_labels: Sequence[str] | None = None,
+        default_labels: Mapping[str, str] | None = None,
+        registry: Registry | None = REGISTRY,
+        *,
+        max_series: int | None = None,
+        unit: str = "",
+        exemplars: str | Literal[False] | None = None,
+    ) -> None:
+        args = (name, description, required_labels, default_labels, registry, max_series)
+        self._setup(*args, unit=unit, exemplars=exemplars)
 
     @classmethod
     def _exposed_name(cls, name: str) -> str:
@@ -170,6 +196,10 @@ class Histogram(ObservedHandle, _Metric):
         native_max_buckets: more populated native buckets make the exposition
             merge neighbours until they fit.
         native_zero_threshold: observations this close to 0 count in the zero bucket.
+        exemplars: ``"otel"``: each ``observe()`` without an ``exemplar=`` keeps the
+            ``trace_id`` and ``span_id`` of the current sampled OpenTelemetry span
+            as its bucket's exemplar (needs ``opentelemetry-api``); ``False``: never,
+            whatever the registry says; None: as the registry says.
 
     Examples:
         >>> from apytheus import CollectorRegistry, Histogram
@@ -195,6 +225,7 @@ class Histogram(ObservedHandle, _Metric):
         native_bucket_factor: float | None = None,
         native_max_buckets: int = 160,
         native_zero_threshold: float = 2.0**-128,
+        exemplars: str | Literal[False] | None = None,
     ) -> None:
         native = None
         if native_bucket_factor is not None:
@@ -202,7 +233,7 @@ class Histogram(ObservedHandle, _Metric):
         no_bounds = native is not None and isinstance(buckets, (tuple, list)) and not buckets
         bounds = () if no_bounds else check_buckets(buckets)
         args = (name, description, required_labels, default_labels, registry, max_series)
-        self._setup(*args, bounds=bounds, unit=unit, native=native)
+        self._setup(*args, bounds=bounds, unit=unit, native=native, exemplars=exemplars)
 
 
 class Summary(ObservedHandle, _Metric):

@@ -17,7 +17,9 @@ from ._labels import check_metric_name, escaped_forms
 from ._names import escape_metric_name
 from ._public import publish
 from ._record.family import family_of
+from ._record.traced import SOURCES
 from ._samples import MetricFamily
+from ._trace import require_otel
 from .backends._current import current
 from .backends._protocol import SupportsHealth
 from .exceptions import DuplicateTimeseries
@@ -59,6 +61,10 @@ class CollectorRegistry:
     Args:
         prefix: prepended with ``_`` to every metric name at exposition
             (custom collectors keep their names, as in pytheus).
+        exemplars: ``"otel"``: counters and histograms created in this registry
+            (but those given ``exemplars=False``) keep the ``trace_id`` and
+            ``span_id`` of the current sampled OpenTelemetry span as exemplars
+            (needs ``opentelemetry-api``; see `apytheus.metrics.Counter`).
 
     Examples:
         >>> from apytheus import CollectorRegistry, Counter, generate_metrics
@@ -71,10 +77,15 @@ class CollectorRegistry:
         <BLANKLINE>
     """
 
-    def __init__(self, prefix: str | None = None) -> None:
+    def __init__(self, prefix: str | None = None, exemplars: str | None = None) -> None:
         if prefix is not None:
             check_metric_name(prefix)
+        if exemplars is not None:
+            if exemplars not in SOURCES:
+                raise ValueError(f"exemplars must be 'otel' or None, not {exemplars!r}")
+            require_otel()
         self._prefix = prefix
+        self._exemplars = exemplars
         self._lock = threading.Lock()
         self._collectors: dict[int, Any] = {}
         # every name exposed, as it is and as each escaping writes it: what it belongs to
@@ -84,6 +95,11 @@ class CollectorRegistry:
     def prefix(self) -> str | None:
         """The prefix given at creation."""
         return self._prefix
+
+    @property
+    def exemplars(self) -> str | None:
+        """Where new counters and histograms take exemplars from (``"otel"``), or None."""
+        return self._exemplars
 
     def register(self, collector: Any) -> None:
         """Add a metric (or a custom collector with a ``collect()`` method).
@@ -175,6 +191,8 @@ class CollectorRegistry:
         return None
 
     def __repr__(self) -> str:
+        if self._exemplars is not None:
+            return f"CollectorRegistry(prefix={self._prefix!r}, exemplars={self._exemplars!r})"
         return f"CollectorRegistry(prefix={self._prefix!r})"
 
 
@@ -197,6 +215,12 @@ class CollectorRegistryProxy:
     def prefix(self) -> str | None:
         """The current registry's prefix."""
         return self._registry.prefix
+
+    @property
+    def exemplars(self) -> str | None:
+        """The current registry's automatic exemplars (see `CollectorRegistry`)."""
+        found = getattr(self._registry, "exemplars", None)
+        return found if isinstance(found, str) else None
 
     def register(self, collector: Any) -> None:
         """Register on the current registry."""

@@ -366,13 +366,16 @@ def _acl_cycle(registry: CollectorRegistry, admin: Any, config: Mapping[str, Any
     async def app() -> None:
         async with apytheus.lifespan():  # the startup check: PING
             jobs.labels(kind="a").inc(2)
-            jobs.labels(kind="b").inc()
+            jobs.labels(kind="b").inc(exemplar={"trace_id": "b"})  # the exemplars script
             temperature.set(21)
-            latency.observe(0.5)
+            latency.observe(0.5, {"trace_id": "l"})
             await backend.flush()  # scripts not loaded yet: NOSCRIPT, SCRIPT LOAD, EVALSHA
             text = await agenerate_metrics(registry)  # scrape
             if 'jobs_total{kind="a"} 2.0' not in text or "temperature 21.0" not in text:
                 found.append(f"wrong scrape: {text}")
+            text = await agenerate_metrics(registry, openmetrics=True)  # exemplars read back
+            if '# {trace_id="b"} 1.0' not in text or '# {trace_id="l"} 0.5' not in text:
+                found.append(f"no exemplars in the scrape: {text}")
             levels.labels(zone="a").set(1)
             levels.labels(zone="b").set(2)
             await backend.flush()

@@ -68,7 +68,7 @@ class CounterHandle(Handle):
     def _inc_extras(self, amount: float, exemplar: Mapping[str, str] | None) -> None:
         """``inc`` with an exemplar or pytheus' ``value=``: validate all, then record."""
         found = exemplar_of(exemplar, number(amount, "counter increment")) if exemplar else None
-        self.inc(amount)
+        CounterHandle.inc(self, amount)  # not self.inc: a traced counter's would look again
         if found is not None:
             self._series.exemplar = found
 

@@ -105,7 +105,7 @@ class ObservedHandle(Handle):
         if self._family.kind == "summary":
             raise ValueError("OpenMetrics has no exemplars on summaries; use a Histogram")
         found = exemplar_of(exemplar, number(value, "observed value"))
-        self.observe(value)
+        ObservedHandle.observe(self, value)  # not self.observe: a traced one's would look again
         v = found.value  # NaN: on +Inf, where its count went
         i = bisect_left(self._bounds, v) if v == v else len(self._bounds)
         self._series.exemplars[i] = found

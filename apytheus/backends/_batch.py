@@ -24,9 +24,10 @@ class MetricOps:
     sets: list[tuple[str, str]] = field(default_factory=list)  # HSET field value
     stamped: list[tuple[str, float]] = field(default_factory=list)  # field of `sets`, its time
     created: list[tuple[str, float]] = field(default_factory=list)  # HSETNX field timestamp
+    exemplars: list[tuple[str, str]] = field(default_factory=list)  # field, see _exemplars
 
     def __bool__(self) -> bool:
-        return bool(self.deletes or self.incr or self.sets or self.created)
+        return bool(self.deletes or self.incr or self.sets or self.created or self.exemplars)
 
 
 @dataclass

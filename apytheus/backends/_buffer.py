@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from .._labels import LabelSet
 from .._samples import floatstr
 from ._batch import Batch, Handover, Mark, MetricOps
+from ._exemplars import KINDS, to_send
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts, native_part, series_field
 from ._series import HistogramSeries, InfoSeries, ScalarSeries, total
@@ -43,6 +44,7 @@ class _Entry:
     stamp: float = 0.0  # when a gauge-like value was sent (its `mostrecent` time)
     seen: object = None  # the cells (or info) last sent: a new object means a new write
     recreate: bool = False  # the store lost this series: write it again
+    shown: Any = None  # the exemplars last sent (see _exemplars.to_send)
 
 
 _TOTALS = ("counter", "histogram", "summary")  # kinds sent as deltas of totals
@@ -387,6 +389,9 @@ class DeltaBuffer:
         if new and kind in _TOTALS:
             # a series the store lost starts again from 0 now (as after a restart)
             ops.created.append((entry.field, now if entry.recreate else series.created))
+        if kind in KINDS:  # best effort, not exactly once: marked sent at once
+            found, entry.shown = to_send(series, entry.field, entry.shown, new)
+            ops.exemplars += found
 
 
 def _first_seq() -> int:

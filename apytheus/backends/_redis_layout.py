@@ -13,6 +13,8 @@ change (they have none of these characters).
 * ``{p|m}:seq`` the last batch sequence number applied, per worker.
 * ``{p|m}:c``   creation time per series (``HSETNX``), for OpenMetrics.
 * ``{p|m}:t``   time of the last write per gauge field (``mostrecent``).
+* ``{p|m}:x``   the newest exemplar per counter series or histogram bucket, from
+  any worker (fields as in ``:v``; see ``_exemplars.py``).
 * ``{p|m}:o:<worker>`` the series of a gauge-like metric that a worker wrote
   (a set), so that what it leaves is found without a scan when it stops or dies.
 * ``{p}:m:<worker>`` the metrics a worker wrote, each with whether its newest
@@ -65,6 +67,11 @@ def metric_keys(key_prefix: str, name: str) -> tuple[str, str, str, str]:
     """The seq, values, created and times keys of a metric."""
     tag = f"{{{key_prefix}|{key_name(name)}}}"
     return f"{tag}:seq", f"{tag}:v", f"{tag}:c", f"{tag}:t"
+
+
+def exemplars_key(key_prefix: str, name: str) -> str:
+    """The hash of a metric's newest exemplars (one per series, or per bucket)."""
+    return f"{{{key_prefix}|{key_name(name)}}}:x"
 
 
 def owned_key(key_prefix: str, name: str, worker: str) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
-# KEYS: seq, values, created, times, owned (the worker's series of a gauge-like metric).
+# KEYS: seq, values, created, times, owned (the worker's series of a gauge-like metric),
+# exemplars.
 # ARGV: worker, seq, expected, #deletes, #incr, #set, #stamped, #created, kind ('1' a
 # counter, '2' a gauge, info or enum, '0' else), now, then the fields: series to delete,
 # (field, delta), (field, value), (field, time), (field, time). Applied only if this
@@ -19,6 +20,8 @@ import hashlib
 # name. A histogram's has a field per bucket, whatever bounds each worker declares (a
 # rolling deploy may change them), and a gauge's, info's or enum's one per worker, pruned
 # or not: those are found by listing the metric's hashes, once per batch that deletes.
+# Exemplars go with their series, through pcall: a key of another type there never stops
+# the counts.
 # Totals are added in Lua, in doubles as in the workers, and stored with 17 significant
 # digits, which read back as the same double (HINCRBYFLOAT prints 17 *decimals*:
 # 1.2345678901234567e-10 comes back as 1.2345679e-10, and 1e-20 as 0); a field that holds
@@ -40,6 +43,7 @@ if deletes > 0 and ARGV[9] == '1' then
   for k = i, i + deletes - 1 do
     redis.call('HDEL', KEYS[2], ARGV[k])
     redis.call('HDEL', KEYS[3], ARGV[k])
+    redis.pcall('HDEL', KEYS[6], ARGV[k])
   end
 elseif deletes > 0 then
   local gone = {}
@@ -50,6 +54,14 @@ elseif deletes > 0 then
   for key = 2, 4 do
     for _, f in ipairs(redis.call('HKEYS', KEYS[key])) do
       if gone[string.match(f, '^[^\\t]*')] then redis.call('HDEL', KEYS[key], f) end
+    end
+  end
+  if ARGV[9] == '0' then
+    local shown = redis.pcall('HKEYS', KEYS[6])
+    if type(shown) == 'table' and not shown.err then
+      for _, f in ipairs(shown) do
+        if gone[string.match(f, '^[^\\t]*')] then redis.pcall('HDEL', KEYS[6], f) end
+      end
     end
   end
 end
@@ -138,4 +150,19 @@ end
 return 1
 """
 RETIRE_SHA = hashlib.sha1(RETIRE_SCRIPT.encode()).hexdigest()
-SCRIPTS = (FLUSH_SCRIPT, RETIRE_SCRIPT, MARK_SCRIPT)
+# KEYS: exemplars. ARGV: (field, exemplar) pairs, each "<timestamp> <value> <labels>" (see
+# _exemplars.py). Keeps per field the exemplar with the newest timestamp, from any worker:
+# not exactly once (a batch sent again changes nothing), and never part of a batch's fate.
+EXEMPLAR_SCRIPT = """
+for i = 1, #ARGV - 1, 2 do
+  local at = tonumber(string.match(ARGV[i + 1], '^%S+'))
+  if at then
+    local old = redis.call('HGET', KEYS[1], ARGV[i])
+    local was = old and tonumber(string.match(old, '^%S+'))
+    if not was or at >= was then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  end
+end
+return 1
+"""
+EXEMPLAR_SHA = hashlib.sha1(EXEMPLAR_SCRIPT.encode()).hexdigest()
+SCRIPTS = (FLUSH_SCRIPT, RETIRE_SCRIPT, MARK_SCRIPT, EXEMPLAR_SCRIPT)

@@ -18,6 +18,7 @@ import redis
 import redis.exceptions
 
 from ._batch import Batch, Mark
+from ._exemplars import KINDS, Attached
 from ._protocol import MetricSpec, Series
 from ._redis_auth import is_auth_error
 from ._redis_client import (
@@ -28,9 +29,16 @@ from ._redis_client import (
     execute,
     permanent_reason,
 )
-from ._redis_layout import marks_key, metric_keys, owned_key, workers_key, wrote_key
+from ._redis_layout import (
+    exemplars_key,
+    marks_key,
+    metric_keys,
+    owned_key,
+    workers_key,
+    wrote_key,
+)
 from ._redis_merge import Merge
-from ._redis_scripts import FLUSH_SHA, MARK_SHA, SCRIPTS
+from ._redis_scripts import EXEMPLAR_SHA, FLUSH_SHA, MARK_SHA, SCRIPTS
 
 log = logging.getLogger("apytheus")
 
@@ -82,6 +90,8 @@ class RedisStore:
         # Metrics found behind (their keys lost) by a write that then failed: the retry
         # of the same batch finds them applied, so it could not tell.
         self._behind: set[str] = set()
+        self._exemplars_warned = False
+        self._attached = Attached()  # the exemplars reads put on series
         self.workers_key = workers_key(key_prefix)
         self.marks_key = marks_key(key_prefix)
         # per metric, the series the last read made (see Merge), kept for the next read
@@ -173,24 +183,38 @@ class RedisStore:
                     args += (f, repr(t))
                 # a cluster pipeline routes EVALSHA by its keys, but refuses .evalsha()
                 owned = owned_key(self.key_prefix, ops.spec.name, worker)
-                pipe.execute_command("EVALSHA", FLUSH_SHA, 5, *self.keys(ops.spec), owned, *args)
+                shown = exemplars_key(self.key_prefix, ops.spec.name)
+                keys = (*self.keys(ops.spec), owned, shown)
+                pipe.execute_command("EVALSHA", FLUSH_SHA, 6, *keys, *args)
+            # exemplars after every count, each metric's in a script of its own whose
+            # reply is only logged: they never decide a batch's fate (see _exemplars.py)
+            shown_ops = [o for o in ops_list if o.exemplars]
+            for ops in shown_ops:
+                shown = exemplars_key(self.key_prefix, ops.spec.name)
+                pairs = [x for pair in ops.exemplars for x in pair]
+                pipe.execute_command("EVALSHA", EXEMPLAR_SHA, 1, shown, *pairs)
             expected_mark = "" if mark.expected is None else str(mark.expected)
             expiry = repr(time.time() + self.heartbeat_ttl)  # from now: building took time
             force = "1" if mark.force else "0"
             mark_args = [worker, expiry, expected_mark, str(mark.new), force]
             for o in ops_list:  # the metrics it wrote, for pruning (see MARK_SCRIPT)
                 mark_args += (o.spec.name, "1" if newest_stays(o.spec) else "0")
-            keys = (self.workers_key, self.marks_key, wrote_key(self.key_prefix, worker))
-            pipe.execute_command("EVALSHA", MARK_SHA, 3, *keys, *mark_args)
+            marks = (self.workers_key, self.marks_key, wrote_key(self.key_prefix, worker))
+            pipe.execute_command("EVALSHA", MARK_SHA, 3, *marks, *mark_args)
             if self.replicas:
                 pipe.execute_command("WAIT", self.replicas, int(self.replicas_timeout * 1000))
             results = self._round_trip(client, pipe)
             waited = results.pop() if self.replicas else None
-            op_results = results[: len(ops_list)]
+            n = len(ops_list)
+            shown_results = results[n : n + len(shown_ops)]
+            op_results = results[:n]
+            results = op_results + results[n + len(shown_ops) :]
             behind = {o.spec.name for o, r in zip(ops_list, op_results, strict=True) if r == 2}
             self._behind |= behind
             errors = [r for r in results if isinstance(r, Exception)]
-            if attempt == 1 and any(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
+            if attempt == 1 and any(
+                isinstance(e, redis.exceptions.NoScriptError) for e in (*errors, *shown_results)
+            ):
                 # Redis restarted (or its scripts were flushed): load them and send the same
                 # again (every script checks what it already applied)
                 for script in SCRIPTS:
@@ -202,6 +226,7 @@ class RedisStore:
             retry = [e for e in errors if permanent_reason(e) is None]
             if retry:
                 raise retry[0]
+            self._exemplars_written(shown_results)
             if isinstance(results[-1], Exception):
                 raise results[-1]  # the heartbeat and mark failed: nothing is confirmed
             self._check_replicated(waited)
@@ -213,6 +238,13 @@ class RedisStore:
             behind, self._behind = self._behind, set()
             return Written(refused, behind, results[-1] == 1)
         raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _exemplars_written(self, results: list[Any]) -> None:
+        """Log (once per store) that Redis refused exemplars; nothing else depends on them."""
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors and not self._exemplars_warned:
+            self._exemplars_warned = True
+            log.warning("apytheus: Redis refused exemplars (the counts went): %s", errors[0])
 
     def _round_trip(self, client: Any, pipe: Any) -> list[Any]:
         """Run ``pipe`` (see `execute`); tell `failed` what went wrong, if anything did."""
@@ -262,6 +294,7 @@ class RedisStore:
         if worker is not None:
             pipe.zadd(self.workers_key, {worker: now + self.heartbeat_ttl}, xx=True)
         extras: list[bool] = []
+        shown: list[MetricSpec] = []  # exemplars: for the formats that have them
         for spec in specs:
             _, values, created_key, times = self.keys(spec)
             pipe.hgetall(values)
@@ -269,6 +302,10 @@ class RedisStore:
             extras.append(created or not totals)
             if extras[-1]:
                 pipe.hgetall(created_key if totals else times)
+        if created:
+            shown = [s for s in specs if s.kind in KINDS]
+            for spec in shown:
+                pipe.hgetall(exemplars_key(self.key_prefix, spec.name))
         pipe.zrangebyscore(self.workers_key, now, "+inf")
         results = self._round_trip(client, pipe)
         if worker is not None and isinstance(results[0], Exception):
@@ -282,6 +319,8 @@ class RedisStore:
         if isinstance(results[-1], Exception):
             raise results[-1]
         live = {w.decode() for w in results[-1]}
+        first = len(results) - 1 - len(shown)
+        stored = dict(zip(shown, results[first:-1], strict=True))
         out: dict[MetricSpec, list[Series]] = {}
         at = 0
         for spec, has_extra in zip(specs, extras, strict=True):
@@ -295,4 +334,7 @@ class RedisStore:
             merge = Merge(spec, self._kept.get(spec, {}))
             out[spec] = merge.merge(values, extra, live)
             self._kept[spec] = merge.known
+            exemplars = stored.get(spec)
+            if isinstance(exemplars, dict):  # an error there (another type) shows none
+                self._attached.attach(spec, merge.known, exemplars)
         return out

@@ -3,11 +3,14 @@
 python record.py counters <asyncio|trio> <n_inc> <n_observe>
 python record.py gauge <mode> <value> <linger_seconds | "stdin">
 python record.py native <asyncio|trio> <file of values, JSON>
+python record.py exemplars <asyncio|trio> <worker name> <good|bad>
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import sys
 import time
 
@@ -16,10 +19,41 @@ import anyio.lowlevel
 
 import apytheus
 from apytheus import Counter, Gauge, Histogram
+from apytheus._labels import LabelSet
+from apytheus._samples import Exemplar
+from apytheus.backends import get_backend
+from apytheus.exposition import OPENMETRICS_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE, arender
 
 REQUESTS = Counter("requests", "Requests", ["route"])
 LATENCY = Histogram("latency_seconds", "Latency", ["route"])
 WAIT = Histogram("wait_seconds", "Wait", ["route"], buckets=(1.0,), native_bucket_factor=1.1)
+JOBS = Counter("jobs", "Jobs", ["queue"])
+JOB_TIME = Histogram("job_seconds", "Job time", buckets=(1.0,), native_bucket_factor=1.1)
+
+
+async def exemplars(name: str, bad: bool) -> None:
+    """Record with this worker's exemplars, flush, say so; on a line from stdin, print
+    this worker's scrape (OpenMetrics, and protobuf in base64) as one JSON line."""
+    async with apytheus.lifespan():
+        for _ in range(100):
+            JOBS.labels(queue="q").inc()
+            JOB_TIME.observe(0.5)
+            JOB_TIME.observe(2.0)
+        JOBS.labels(queue="q").inc(exemplar={"worker": name})
+        JOB_TIME.observe(0.5, {"worker": name})
+        JOB_TIME.observe(2.0, {"worker": name})
+        if bad:  # what no check lets through: too long to travel, no finite time, newest
+            huge = Exemplar(LabelSet((("worker", "x" * 100_000),)), 1.0, time.time() + 3600)
+            JOBS.labels(queue="q")._series.exemplar = huge
+            JOB_TIME._series.exemplars[0] = huge
+            JOB_TIME._series.exemplars[1] = Exemplar(LabelSet((("worker", "nan"),)), 1.0, math.nan)
+        await get_backend().flush()
+        print("recorded", flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+        text, _ = await arender(accept=OPENMETRICS_CONTENT_TYPE)
+        proto, _ = await arender(accept=PROTOBUF_CONTENT_TYPE.replace(" ", ""))
+        found = {"om": text.decode(), "pb": base64.b64encode(proto).decode()}
+        print(json.dumps(found), flush=True)
 
 
 async def native(values: list[float]) -> None:
@@ -47,6 +81,8 @@ def main() -> None:
     elif kind == "native":
         with open(sys.argv[3], encoding="utf-8") as f:
             anyio.run(native, json.load(f), backend=sys.argv[2])
+    elif kind == "exemplars":
+        anyio.run(exemplars, sys.argv[3], sys.argv[4] == "bad", backend=sys.argv[2])
     elif kind == "gauge":
         gauge = Gauge("level", "Level", multiprocess_mode=sys.argv[2])
         gauge.set(float(sys.argv[3]))
