@@ -17,8 +17,9 @@ from ._batch import Batch
 from ._buffer import DeltaBuffer
 from ._redis_auth import auth_problem
 from ._redis_client import NotReplicated
+from ._redis_commands import newest_stays
 from ._redis_retire import prune_dead, retire_worker
-from ._redis_store import RedisStore, newest_stays
+from ._redis_store import RedisStore
 
 log = logging.getLogger("apytheus")
 

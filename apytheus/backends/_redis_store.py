@@ -29,25 +29,17 @@ from ._redis_client import (
     execute,
     permanent_reason,
 )
+from ._redis_commands import exemplar_command, flush_command, mark_command
 from ._redis_layout import (
     exemplars_key,
     marks_key,
     metric_keys,
-    owned_key,
     workers_key,
-    wrote_key,
 )
 from ._redis_merge import Merge
-from ._redis_scripts import EXEMPLAR_SHA, FLUSH_SHA, MARK_SHA, SCRIPTS
+from ._redis_scripts import SCRIPTS
 
 log = logging.getLogger("apytheus")
-
-_KIND_CODES = {"counter": "1", "histogram": "0", "summary": "0"}  # the rest: gauge-like
-
-
-def newest_stays(spec: MetricSpec) -> bool:
-    """Whether a stopping worker's newest value of ``spec`` stays (the last write wins)."""
-    return spec.kind in ("info", "stateset") or (spec.kind == "gauge" and spec.mode == "mostrecent")
 
 
 _UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -170,37 +162,15 @@ class RedisStore:
         for attempt in (1, 2):
             pipe = client.pipeline(transaction=False)
             for ops in ops_list:
-                expected = "" if ops.expected is None else str(ops.expected)
-                kind = _KIND_CODES.get(ops.spec.kind, "2")  # see FLUSH_SCRIPT
-                args: list[Any] = [worker, seq, expected, len(ops.deletes), len(ops.incr)]
-                args += [len(ops.sets), len(ops.stamped), len(ops.created), kind, repr(now)]
-                args += ops.deletes
-                for f, d in ops.incr:
-                    args += (f, repr(d))
-                for f, v in ops.sets:
-                    args += (f, v)
-                for f, t in (*ops.stamped, *ops.created):
-                    args += (f, repr(t))
                 # a cluster pipeline routes EVALSHA by its keys, but refuses .evalsha()
-                owned = owned_key(self.key_prefix, ops.spec.name, worker)
-                shown = exemplars_key(self.key_prefix, ops.spec.name)
-                keys = (*self.keys(ops.spec), owned, shown)
-                pipe.execute_command("EVALSHA", FLUSH_SHA, 6, *keys, *args)
+                pipe.execute_command(*flush_command(self.key_prefix, ops, worker, seq, now))
             # exemplars after every count, each metric's in a script of its own whose
             # reply is only logged: they never decide a batch's fate (see _exemplars.py)
             shown_ops = [o for o in ops_list if o.exemplars]
             for ops in shown_ops:
-                shown = exemplars_key(self.key_prefix, ops.spec.name)
-                pairs = [x for pair in ops.exemplars for x in pair]
-                pipe.execute_command("EVALSHA", EXEMPLAR_SHA, 1, shown, *pairs)
-            expected_mark = "" if mark.expected is None else str(mark.expected)
-            expiry = repr(time.time() + self.heartbeat_ttl)  # from now: building took time
-            force = "1" if mark.force else "0"
-            mark_args = [worker, expiry, expected_mark, str(mark.new), force]
-            for o in ops_list:  # the metrics it wrote, for pruning (see MARK_SCRIPT)
-                mark_args += (o.spec.name, "1" if newest_stays(o.spec) else "0")
-            marks = (self.workers_key, self.marks_key, wrote_key(self.key_prefix, worker))
-            pipe.execute_command("EVALSHA", MARK_SHA, 3, *marks, *mark_args)
+                pipe.execute_command(*exemplar_command(self.key_prefix, ops))
+            expiry = time.time() + self.heartbeat_ttl  # from now: building the batch took time
+            pipe.execute_command(*mark_command(self.key_prefix, ops_list, worker, expiry, mark))
             if self.replicas:
                 pipe.execute_command("WAIT", self.replicas, int(self.replicas_timeout * 1000))
             results = self._round_trip(client, pipe)
