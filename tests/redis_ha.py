@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 class Sentinel:
-    """One sentinel process watching ``SERVICE`` (failover after 1 s without an answer)."""
+    """One sentinel process watching ``SERVICE`` (failover after 2 s without an answer)."""
 
     def __init__(self, binary: str, workdir: Path, master_port: int) -> None:
         self.port = free_port()
@@ -36,7 +36,7 @@ class Sentinel:
             f"port {self.port}\nbind 127.0.0.1\ndir {workdir}\n"
             f"logfile {workdir / 'sentinel.log'}\n"
             f"sentinel monitor {SERVICE} 127.0.0.1 {master_port} 2\n"
-            f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+            f"sentinel down-after-milliseconds {SERVICE} 2000\n"
             f"sentinel failover-timeout {SERVICE} 4000\n"
             f"sentinel parallel-syncs {SERVICE} 1\n"
         )

@@ -187,9 +187,14 @@ def test_with_replicas_1_a_killed_master_loses_nothing(
     totals = Totals(CollectorRegistry())
 
     def restore(killed: RedisServer, promoted: RedisServer) -> None:
-        # the new master has no replica yet: WAIT cannot confirm, batches stay pending
-        killed.start()
-        wait_until(lambda: role(killed) == "slave", "the sentinels to demote the old master", 60)
+        # the new master has no replica yet: WAIT cannot confirm, batches stay pending until
+        # the killed server is back, as the new master's replica (as an operator restarts
+        # it), never to be promoted while it is empty (a sentinel that took the busy new
+        # master for down would otherwise promote it, and every count would be gone)
+        replica_of = ("--replicaof", "127.0.0.1", str(promoted.port), "--replica-priority", "0")
+        back = RedisServer(killed.binary, killed.port, killed.workdir, *replica_of)
+        back.start()
+        replicated.servers[replicated.servers.index(killed)] = back  # stopped with the group
         wait_until(lambda: replicas_online(promoted) == 1, "the old master to sync", 60)
 
     reports = record_through_failover(replicated, config, seed, tmp_path, totals, restore)
