@@ -275,7 +275,7 @@ class Family:
         return f"<{self.kind} {self.name}>"
 
 
-def cells_of(series: Series) -> dict[int, Any]:
+def cells_of(series: Series) -> dict[str, Any]:
     """What a handle records into: its series' cells (an info series has none)."""
     return series.cells if not isinstance(series, InfoSeries) else {}
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._labels import LabelPairs, check_label_dict, label_value
 from ..backends import Backend, get_backend
+from ..backends._series import BASE
 from ..exceptions import LabelValidationException, UnobservableMetricException
 from .family import Family, cells_of
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 _TYPED = object()  # marks a cache key that carries its values' classes
 
 
-class Unobservable(dict[int, Any]):
+class Unobservable(dict[str, Any]):
     """The cells of a handle whose labels are incomplete: any record raises."""
 
     __slots__ = ("_message",)
@@ -30,7 +31,7 @@ class Unobservable(dict[int, Any]):
         super().__init__()
         self._message = message
 
-    def __missing__(self, key: int) -> Any:
+    def __missing__(self, key: str) -> Any:
         raise UnobservableMetricException(self._message)
 
 
@@ -47,7 +48,7 @@ class Handle:
     _family: Family
     _labels: dict[str, str] | None  # the labels given, where defaults filled some (else None)
     _series: Any
-    _cells: dict[int, Any]
+    _cells: dict[str, Any]
     _cache: dict[Any, Any] | None
     _pos_cache: dict[Any, Any] | None
 
@@ -242,7 +243,7 @@ class Handle:
 
     def _check_observable(self) -> Any:
         if self._series is None:
-            self._cells[0]  # raises UnobservableMetricException with the missing labels
+            self._cells[BASE]  # raises UnobservableMetricException with the missing labels
         return self._series
 
     @property
