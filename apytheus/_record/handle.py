@@ -64,6 +64,9 @@ class Handle:
 
     def _init_family(self, family: Family, registry: Any) -> None:
         self._bind(family, {}, family.canonical({}))
+        # The metric's cache of labels(dict or keywords) is the family's dict of
+        # children: the usual key (the labels in declared order) is then kept once.
+        self._cache = family.handles
         family.set_root(self)
         if registry is not None:
             registry.register(self)
@@ -205,9 +208,12 @@ class Handle:
                 family.keep(pairs, handle)
             # the metric itself is never cached by a child, nor a handle by itself: cycles
             if store is not None and handle is not self and handle is not root:
+                cache = self._cache_for(positional)
                 if store == pairs:
                     store = pairs  # an equal key: share the series' own pairs (less memory)
-                self._cache_for(positional)[store] = handle
+                elif cache is family.handles:
+                    family.aliases.append(store)  # not a child's own key: remove() drops it
+                cache[store] = handle
         return handle
 
     def remove(self, *args: Any, **kwargs: Any) -> None:
