@@ -8,9 +8,12 @@ path does.
 
 from __future__ import annotations
 
+import json
+
 from apytheus._labels import LabelSet
 from apytheus.backends import MetricSpec
 from apytheus.backends._buffer import DeltaBuffer
+from apytheus.backends._redis_layout import series_field
 from apytheus.backends._series import HistogramSeries, ScalarSeries
 
 COUNTER = MetricSpec("jobs", "counter", ("queue",))
@@ -237,3 +240,13 @@ def test_a_record_queuing_a_series_during_a_switch_leaves_it_queued_for_the_succ
         series.changed()
     third = new.take(3.0)
     assert third is not None and third.ops[0].incr == [('["a"]', 10.0)]
+
+
+def test_a_series_field_is_its_label_values_as_compact_json_whatever_they_hold() -> None:
+    """The buffer makes fields when it needs them; the quick path writes what json would."""
+    odd = ['"', "\\", "\n", "\t", "\x7f", "\u2028", "\x00", "\x1f", "\u00a0", "é", "😀", " "]
+    cases: list[tuple[str, ...]] = [(), ("",), ("/a", "b c"), *((f"x{c}y", "ok") for c in odd)]
+    for values in cases:
+        labels = LabelSet(tuple((f"l{i}", v) for i, v in enumerate(values)))
+        expected = json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
+        assert series_field(labels) == expected
