@@ -21,6 +21,7 @@ from apytheus.backends import (
     MetricSpec,
     ScalarSeries,
     SingleProcessBackend,
+    SupportsShare,
     get_backend,
     load_backend,
 )
@@ -88,6 +89,21 @@ def test_a_users_backend_class_qualifies_by_shape_and_gets_every_metric(
     assert backend.collections == 2
     assert {"early", "late"} <= {m.name for m in backend.series}  # others alive may follow too
     assert all(isinstance(s, ScalarSeries) for ss in backend.series.values() for s in ss)
+
+
+def test_the_in_process_backend_reads_each_metrics_own_series_and_keeps_none_itself(
+    registry: CollectorRegistry,
+) -> None:
+    """It shares the family's mapping of series (SupportsShare): no entry of its own per series."""
+    backend = load_backend(InProcessBackend)
+    assert isinstance(backend, InProcessBackend) and isinstance(backend, SupportsShare)
+    c = Counter("c", "C", ["a"], registry=registry)
+    for v in "xyz":
+        c.labels(a=v).inc()
+    c.remove("y")
+    assert not backend._series  # nothing kept per series
+    collected = backend.collect([c._family.spec])[c._family.spec]
+    assert sorted(s.labels.text for s in collected) == ['a="x"', 'a="z"']
 
 
 def test_backend_from_environment_with_inline_json(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -167,6 +167,26 @@ def test_remove_drops_one_series_and_a_later_lookup_starts_from_zero(
         c.remove(b="x")
 
 
+def test_remove_drops_a_child_found_by_labels_in_any_order_and_keeps_the_others(
+    registry: CollectorRegistry,
+) -> None:
+    """The metric's cache of children is shared with its family's: keys given in another
+    order, or as numbers, go when a series is removed; other children stay the same."""
+    c = Counter("c", "C", ["a", "b"], registry=registry)
+    kept = c.labels(a="1", b="2")
+    dropped = c.labels(b="x", a="y")
+    assert c.labels(b="x", a="y") is dropped
+    assert c.labels(a=1, b=2) is kept
+    dropped.inc()
+    c.remove("y", "x")
+    assert c.labels(b="x", a="y") is not dropped
+    assert c.labels(a="y", b="x") is c.labels(b="x", a="y")
+    assert c.labels(a="1", b="2") is kept
+    assert c.labels(b="2", a="1") is kept
+    assert c.labels(a=1, b=2) is kept
+    assert registry.get_sample_value("c_total", {"a": "y", "b": "x"}) == 0.0
+
+
 def test_remove_by_labels_drops_every_matching_series(registry: CollectorRegistry) -> None:
     c = Counter("c", "C", ["a", "b"], registry=registry)
     for a, b in [("1", "x"), ("1", "y"), ("2", "x")]:

@@ -91,6 +91,7 @@ CONTRACT = {
         "SupportsAdopt",
         "SupportsClose",
         "SupportsHealth",
+        "SupportsShare",
         "SupportsValuesOnly",
         "SupportsWorker",
     ],

@@ -18,7 +18,7 @@ from redis_server import RedisServer
 from apytheus import CollectorRegistry, Counter, Gauge, Histogram
 from apytheus.backends import _redis_scripts
 from apytheus.backends._buffer import DeltaBuffer
-from apytheus.backends._series import ScalarSeries
+from apytheus.backends._series import BASE, ScalarSeries
 from apytheus.backends.redis import RedisBackend
 
 
@@ -233,14 +233,14 @@ def test_a_counter_that_another_worker_brings_back_gets_a_creation_time(
         mark = b.mark(batch)
         b.ack(batch, mark, backend._store.write(batch, b.worker, now, mark).confirmed)
 
-    other.cells[0] = 5.0
+    other.cells[BASE] = 5.0
     other.changed()  # as the record path does after a write
     flush_b()
     assert backend.flush_sync()
     c.remove("a")  # worker A
     assert backend.flush_sync()
     back_at = time.time()
-    other.cells[0] += 2.0  # worker B goes on
+    other.cells[BASE] += 2.0  # worker B goes on
     other.changed()
     flush_b()
     assert registry.get_sample_value("hits_total", {"k": "a"}) == 2.0

@@ -17,7 +17,7 @@ from redis_server import RedisServer
 
 from apytheus import CollectorRegistry, Counter, Gauge, Histogram
 from apytheus.backends import _thread_cells
-from apytheus.backends._series import HistogramSeries
+from apytheus.backends._series import BASE, HistogramSeries
 from apytheus.backends.redis import RedisBackend
 from apytheus.exposition import generate_metrics
 
@@ -154,7 +154,7 @@ def test_thread_churn_in_process_keeps_cells_bounded_and_totals_exact(
         churn(metrics, between)
     generate_metrics(registry)
     for series in metrics.series():
-        assert list(series.cells) == [0]  # the base cell alone: no live thread recorded
+        assert list(series.cells) == [BASE]  # the base cell alone: no live thread recorded
     assert_totals(registry, native)
     assert metrics.native._series.native_snapshot() == native
     assert seen == sorted(seen)  # a fold never makes a counter go back
@@ -180,7 +180,7 @@ def test_thread_churn_on_redis_keeps_cells_bounded_and_sends_exact_deltas(
         churn(metrics, between)
     assert backend.flush_sync()
     for series in metrics.series():
-        assert list(series.cells) == [0]
+        assert list(series.cells) == [BASE]
     assert_totals(registry, native)
     spec = metrics.native._family.spec
     (merged,) = backend.collect([spec])[spec]
@@ -192,7 +192,7 @@ def test_a_thread_with_a_reused_ident_gets_cells_of_its_own(registry: CollectorR
     """A new thread may get an ended thread's ident; it never writes the ended thread's
     cell, so folding that cell races with no one."""
     c = Counter("c", "C", registry=registry)
-    keys: list[tuple[int, int]] = []
+    keys: list[tuple[int, str]] = []
 
     def record() -> None:
         c.inc()
@@ -206,7 +206,7 @@ def test_a_thread_with_a_reused_ident_gets_cells_of_its_own(registry: CollectorR
     assert len(set(idents)) < len(idents)  # the system reused idents…
     assert len({key for _, key in keys}) == len(keys)  # …but every thread had its own key
     generate_metrics(registry)
-    assert list(c._series.cells) == [0]
+    assert list(c._series.cells) == [BASE]
     assert registry.get_sample_value("c_total") == 200
 
 
@@ -222,7 +222,7 @@ def test_threads_that_end_while_a_fold_runs_are_folded_by_the_next(
         assert len(c._series.cells) > 1  # nothing folded: the running fold has the lock
         assert c._series.value() == _thread_cells.FOLD_EVERY + 10
     generate_metrics(registry)
-    assert list(c._series.cells) == [0]
+    assert list(c._series.cells) == [BASE]
     assert registry.get_sample_value("c_total") == _thread_cells.FOLD_EVERY + 10
 
 
@@ -301,5 +301,5 @@ def test_a_gauge_set_forgets_the_adds_of_ended_threads_folded_or_not(
     for _ in range(5):
         _in_thread(g.inc)
     generate_metrics(registry)
-    assert list(g._series.cells) == [0]
+    assert list(g._series.cells) == [BASE]
     assert registry.get_sample_value("g") == 12

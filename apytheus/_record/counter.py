@@ -88,7 +88,7 @@ class CounterHandle(Handle):
         family = self._family
         with family.lock:
             old = series.cells
-            cells: dict[int, float] = {}
+            cells: dict[str, float] = {}
             # Handles cache the cells of their series: point each one at the new ones
             # (the series' child, and the metric itself when its defaults fill the labels).
             root = family.root() if family.root is not None else None

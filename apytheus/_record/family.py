@@ -8,17 +8,12 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .._labels import (
-    LabelPairs,
-    LabelSet,
-    check_label_dict,
-    check_label_names,
-    check_metric_name,
-)
+from .._labels import LabelPairs, LabelSet, check_label_dict, check_label_names
 from .._native import Layout
 from ..backends._current import current, follow
-from ..backends._protocol import Backend, MetricSpec, Series
+from ..backends._protocol import Backend, MetricSpec, Series, SupportsShare
 from ..backends._series import HistogramSeries, InfoSeries, ScalarSeries
+from .values import check_options
 
 log = logging.getLogger("apytheus")
 
@@ -73,25 +68,7 @@ class Family:
         unit: str = "",
         native: Layout | None = None,
     ) -> None:
-        check_metric_name(name)
-        if default_labels is not None and not isinstance(default_labels, Mapping):
-            raise TypeError(
-                f"default_labels of {name!r} must be a dict of label names to values, "
-                f"not {type(default_labels).__name__}"
-            )
-        if registry is not None and not (
-            hasattr(registry, "register") and hasattr(registry, "prefix")
-        ):
-            raise TypeError(
-                f"registry of {name!r} must be a CollectorRegistry (or None), "
-                f"not {type(registry).__name__}"
-            )
-        if max_series is not None and (
-            not isinstance(max_series, int) or isinstance(max_series, bool) or max_series < 1
-        ):
-            raise ValueError(f"max_series must be a positive whole number, got {max_series!r}")
-        if not isinstance(documentation, str):
-            raise TypeError(f"description of {name!r} must be a string")
+        check_options(name, documentation, default_labels, registry, max_series)
         names = check_label_names(label_names or (), reserved)
         self.name = name
         self.documentation = documentation
@@ -118,8 +95,10 @@ class Family:
         self.overflowed = 0  # label sets refused because the metric was full
         self._warned = False
         # the children by label pairs, for labels() in any form to return the same one,
-        # while the metric lives (see `set_root`)
+        # while the metric lives (see `set_root`); also the metric's own cache of
+        # labels(dict or keywords): keys given in another order are `aliases` there
         self.handles: dict[LabelPairs, Any] = {}
+        self.aliases: list[Any] = []
         self.root: weakref.ref[Any] | None = None  # the metric itself
         # the handles that have label caches (made on first use), which remove() empties
         self.views: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -127,6 +106,7 @@ class Family:
         self.watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
         self._series: dict[LabelPairs, Series] = {}
         self._backend: Backend | None = None
+        self._shared = False  # the backend reads `_series` itself (see SupportsShare)
         self.lock = threading.RLock()
 
     # -- series -----------------------------------------------------------
@@ -145,7 +125,7 @@ class Family:
             if found is None:
                 found = self._new_series(LabelSet(pairs))
                 self._series[pairs] = found
-                if self._backend is not None:
+                if self._backend is not None and not self._shared:
                     self._backend.attach(self.spec, found)
             return found
 
@@ -220,16 +200,17 @@ class Family:
         with self.lock:
             for pairs in dropped:
                 series = self._series.pop(pairs, None)
-                if series is not None and self._backend is not None:
+                if series is not None and self._backend is not None and not self._shared:
                     self._backend.detach(self.spec, series.labels)
                 if series is not None and root is not None and root._series is series:
                     root._series = fresh = self.series(pairs)
                     root._cells = cells_of(fresh)
-            for pairs in dropped:
-                self.handles.pop(pairs, None)
+            for key in [*dropped, *self.aliases]:
+                self.handles.pop(key, None)
+            self.aliases.clear()
             for view in list(self.views):
                 for cache in (view._cache, view._pos_cache):
-                    if cache is not None:
+                    if cache is not None and cache is not self.handles:
                         cache.clear()
             alive = [w for w in self.watchers if w() is not None]
             self.watchers = alive
@@ -244,9 +225,7 @@ class Family:
         backend = follow(self)
         with self.lock:
             if self._backend is None:
-                self._backend = backend
-                for s in self._series.values():
-                    backend.attach(self.spec, s)
+                self._use(backend)
         latest = current()
         if latest is not backend:  # switched meanwhile, before this family could follow
             self.reattach(latest)
@@ -256,10 +235,17 @@ class Family:
         with self.lock:
             if self._backend is None:
                 return 0
-            self._backend = backend
+            self._use(backend)
+            return len(self._series)
+
+    def _use(self, backend: Backend) -> None:
+        """Hand this family's series to ``backend`` (under the lock)."""
+        self._backend, self._shared = backend, isinstance(backend, SupportsShare)
+        if isinstance(backend, SupportsShare):
+            backend.share(self.spec, self._series)
+        else:
             for s in self._series.values():
                 backend.attach(self.spec, s)
-            return len(self._series)
 
     @property
     def attached(self) -> bool:
@@ -275,7 +261,7 @@ class Family:
         return f"<{self.kind} {self.name}>"
 
 
-def cells_of(series: Series) -> dict[int, Any]:
+def cells_of(series: Series) -> dict[str, Any]:
     """What a handle records into: its series' cells (an info series has none)."""
     return series.cells if not isinstance(series, InfoSeries) else {}
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, overload
 
-from ..backends._series import ScalarSeries
+from ..backends._series import BASE, ScalarSeries
 from ..backends._thread_cells import enlist, this_thread
 from .handle import Handle
 from .timers import InProgress, Timer
@@ -70,7 +70,7 @@ class GaugeHandle(Handle):
         if series is None:
             self._check_observable()
         else:  # ScalarSeries.set, inlined: this is a hot path
-            series.cells = {0: value}  # slot 0, the base cell: no thread's key
+            series.cells = {BASE: value}  # the base cell: no thread's key
             if series.sink is not None:
                 series.changed()
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._labels import LabelPairs, check_label_dict, label_value
 from ..backends import Backend, get_backend
+from ..backends._series import BASE
 from ..exceptions import LabelValidationException, UnobservableMetricException
 from .family import Family, cells_of
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 _TYPED = object()  # marks a cache key that carries its values' classes
 
 
-class Unobservable(dict[int, Any]):
+class Unobservable(dict[str, Any]):
     """The cells of a handle whose labels are incomplete: any record raises."""
 
     __slots__ = ("_message",)
@@ -30,7 +31,7 @@ class Unobservable(dict[int, Any]):
         super().__init__()
         self._message = message
 
-    def __missing__(self, key: int) -> Any:
+    def __missing__(self, key: str) -> Any:
         raise UnobservableMetricException(self._message)
 
 
@@ -47,7 +48,7 @@ class Handle:
     _family: Family
     _labels: dict[str, str] | None  # the labels given, where defaults filled some (else None)
     _series: Any
-    _cells: dict[int, Any]
+    _cells: dict[str, Any]
     _cache: dict[Any, Any] | None
     _pos_cache: dict[Any, Any] | None
 
@@ -63,6 +64,9 @@ class Handle:
 
     def _init_family(self, family: Family, registry: Any) -> None:
         self._bind(family, {}, family.canonical({}))
+        # The metric's cache of labels(dict or keywords) is the family's dict of
+        # children: the usual key (the labels in declared order) is then kept once.
+        self._cache = family.handles
         family.set_root(self)
         if registry is not None:
             registry.register(self)
@@ -204,9 +208,12 @@ class Handle:
                 family.keep(pairs, handle)
             # the metric itself is never cached by a child, nor a handle by itself: cycles
             if store is not None and handle is not self and handle is not root:
+                cache = self._cache_for(positional)
                 if store == pairs:
                     store = pairs  # an equal key: share the series' own pairs (less memory)
-                self._cache_for(positional)[store] = handle
+                elif cache is family.handles:
+                    family.aliases.append(store)  # not a child's own key: remove() drops it
+                cache[store] = handle
         return handle
 
     def remove(self, *args: Any, **kwargs: Any) -> None:
@@ -242,7 +249,7 @@ class Handle:
 
     def _check_observable(self) -> Any:
         if self._series is None:
-            self._cells[0]  # raises UnobservableMetricException with the missing labels
+            self._cells[BASE]  # raises UnobservableMetricException with the missing labels
         return self._series
 
     @property

@@ -1,4 +1,4 @@
-"""RECORD: what a value, an amount, an exemplar or a bucket layout must be (checks)."""
+"""RECORD: what a value, an amount, an exemplar, a bucket layout or an option must be (checks)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._labels import LabelSet, check_label_dict, check_label_names
+from .._labels import LabelSet, check_label_dict, check_label_names, check_metric_name
 from .._samples import Exemplar
 from ..exceptions import BucketException
 
@@ -120,3 +120,26 @@ def with_unit(name: str, unit: str) -> str:
     if unit and isinstance(name, str) and not name.endswith("_" + unit):
         return f"{name}_{unit}"
     return name
+
+
+def check_options(
+    name: object, documentation: object, default_labels: object, registry: Any, max_series: object
+) -> None:
+    """Check the options every metric takes (the label names are checked on their own)."""
+    check_metric_name(name)
+    if default_labels is not None and not isinstance(default_labels, Mapping):
+        raise TypeError(
+            f"default_labels of {name!r} must be a dict of label names to values, "
+            f"not {type(default_labels).__name__}"
+        )
+    if registry is not None and not (hasattr(registry, "register") and hasattr(registry, "prefix")):
+        raise TypeError(
+            f"registry of {name!r} must be a CollectorRegistry (or None), "
+            f"not {type(registry).__name__}"
+        )
+    if max_series is not None and (
+        not isinstance(max_series, int) or isinstance(max_series, bool) or max_series < 1
+    ):
+        raise ValueError(f"max_series must be a positive whole number, got {max_series!r}")
+    if not isinstance(documentation, str):
+        raise TypeError(f"description of {name!r} must be a string")

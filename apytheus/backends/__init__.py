@@ -30,6 +30,7 @@ from ._protocol import Series as Series
 from ._protocol import SupportsAdopt as SupportsAdopt
 from ._protocol import SupportsClose as SupportsClose
 from ._protocol import SupportsHealth as SupportsHealth
+from ._protocol import SupportsShare as SupportsShare
 from ._protocol import SupportsValuesOnly as SupportsValuesOnly
 from ._protocol import SupportsWorker as SupportsWorker
 from ._series import HistogramSeries as HistogramSeries
@@ -50,6 +51,7 @@ __all__ = [
     "SupportsAdopt",
     "SupportsClose",
     "SupportsHealth",
+    "SupportsShare",
     "SupportsValuesOnly",
     "SupportsWorker",
     "get_backend",

@@ -38,8 +38,7 @@ log = logging.getLogger("apytheus")
 
 @dataclass(slots=True)
 class _Entry:
-    series: Series
-    field: str
+    series: Series  # its hash field is made when needed (kept, it would cost ~70 B)
     sent: Any = None  # what the store has: a total, bucket totals, a value or info pairs
     stamp: float = 0.0  # when a gauge-like value was sent (its `mostrecent` time)
     seen: object = None  # the cells (or info) last sent: a new object means a new write
@@ -132,9 +131,8 @@ class DeltaBuffer:
     def track(self, spec: MetricSpec, series: Series) -> None:
         """Start sending ``series``; what the store does not have yet goes with the next batch."""
         with self._lock:
-            field = series_field(series.labels)
-            entry = _Entry(series, field)
-            handed = self._handed.pop((spec, field), None)  # from a predecessor
+            entry = _Entry(series)  # a predecessor's state, if any:
+            handed = self._handed.pop((spec, series_field(series.labels)), None)
             if handed is not None:
                 entry.sent, entry.stamp, entry.seen, entry.recreate = handed
             tracked = self._tracked.get(spec)
@@ -179,7 +177,7 @@ class DeltaBuffer:
         """Everything a successor on the same store needs to go on exactly once."""
         with self._lock:
             sent = {
-                (spec, e.field): (e.sent, e.stamp, e.seen, e.recreate)
+                (spec, series_field(e.series.labels)): (e.sent, e.stamp, e.seen, e.recreate)
                 for spec, tracked in self._tracked.items()
                 for e in tracked.entries.values()
                 if e.sent is not None
@@ -231,7 +229,7 @@ class DeltaBuffer:
                         self._add_ops(ops, spec, entry, commits, now)
                     except Exception:  # noqa: PERF203 - a set_function that raises: skip it, send the rest
                         log.exception(
-                            "apytheus: cannot read series %s of %s", entry.field, spec.name
+                            "apytheus: cannot read series %s of %s", entry.series.labels, spec.name
                         )
             ops_list = [o for o in by_name.values() if o]
             # only now that the whole batch exists
@@ -252,7 +250,7 @@ class DeltaBuffer:
             if ops is not None and tracked.entries:
                 gone = set(ops.deletes)
                 for entry in tracked.entries.values():
-                    if entry.field in gone:
+                    if series_field(entry.series.labels) in gone:
                         entry.recreate = True
                         tracked.changed.append(entry.series)
 
@@ -346,12 +344,11 @@ class DeltaBuffer:
         commits: _Commits,
         now: float,
     ) -> None:
-        kind = spec.kind
-        series = entry.series
+        kind, series, field = spec.kind, entry.series, series_field(entry.series.labels)
         new = entry.sent is None or entry.recreate  # the store does not have this series
         if kind == "counter":
             total = _totals(series)
-            _delta(ops, entry.field, total, entry.sent or 0.0, new)
+            _delta(ops, field, total, entry.sent or 0.0, new)
             commits.add(entry, total, 0.0, None)
         elif kind in ("histogram", "summary"):
             totals = sent = _totals(series)
@@ -362,7 +359,7 @@ class DeltaBuffer:
                 for key, count in buckets.items():
                     if count != was_buckets.get(key, 0):
                         ops.incr.append(
-                            (entry.field + SEP + native_part(key), count - was_buckets.get(key, 0))
+                            (field + SEP + native_part(key), count - was_buckets.get(key, 0))
                         )
             before = before or (0.0,) * len(totals)
             parts = bucket_parts(spec.bounds)
@@ -370,7 +367,7 @@ class DeltaBuffer:
                 # a new series writes its +Inf bucket, so that it exists with zeros, and a
                 # sum that is no number (NaN, ±Inf) again: a delta cannot carry it
                 force = new and (i == len(totals) - 2 or not math.isfinite(now_v))
-                _delta(ops, entry.field + SEP + parts[i], now_v, was, force)
+                _delta(ops, field + SEP + parts[i], now_v, was, force)
             commits.add(entry, sent, 0.0, None)
         else:
             value = _state(series)
@@ -379,7 +376,7 @@ class DeltaBuffer:
             seen = _written(series) if kind != "gauge" or spec.mode in _LATEST else None
             changed = value != entry.sent or seen is not entry.seen
             if changed or entry.recreate:
-                key = entry.field + SEP + self.worker
+                key = field + SEP + self.worker
                 ops.sets.append((key, value))
                 # sent again unchanged: with the time it was first sent, for `mostrecent`
                 stamp = now if changed else entry.stamp
@@ -388,9 +385,9 @@ class DeltaBuffer:
                 commits.add(entry, value, stamp, seen)
         if new and kind in _TOTALS:
             # a series the store lost starts again from 0 now (as after a restart)
-            ops.created.append((entry.field, now if entry.recreate else series.created))
+            ops.created.append((field, now if entry.recreate else series.created))
         if kind in KINDS:  # best effort, not exactly once: marked sent at once
-            found, entry.shown = to_send(series, entry.field, entry.shown, new)
+            found, entry.shown = to_send(series, field, entry.shown, new)
             ops.exemplars += found
 
 

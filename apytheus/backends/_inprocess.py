@@ -30,15 +30,31 @@ class InProcessBackend:
         self._series: weakref.WeakKeyDictionary[MetricSpec, dict[LabelSet, Series]] = (
             weakref.WeakKeyDictionary()
         )
+        # metrics that keep their series themselves (see `share`): no entry here per series
+        self._shared: weakref.WeakKeyDictionary[MetricSpec, Mapping[Any, Series]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def attach(self, metric: MetricSpec, series: Series) -> None:
         """Track ``series`` as part of ``metric``."""
         with self._lock:
             self._series.setdefault(metric, {})[series.labels] = series
 
+    def share(self, metric: MetricSpec, series: Mapping[Any, Series]) -> None:
+        """Read the series of ``metric`` from ``series``, which its owner keeps up to date.
+
+        The series' metric (its family) adds and removes them there itself,
+        so this backend keeps nothing of its own per series.
+        """
+        with self._lock:
+            self._shared[metric] = series
+            self._series.pop(metric, None)
+
     def detach(self, metric: MetricSpec, labels: LabelSet | None) -> None:
         """Forget one series, or every series of ``metric``."""
         with self._lock:
+            if labels is None:
+                self._shared.pop(metric, None)  # a shared one: its owner removes its series
             known = self._series.get(metric)
             if known is None:
                 return
@@ -51,7 +67,9 @@ class InProcessBackend:
         """Return the series of ``metrics`` (no I/O), the cells of ended threads folded."""
         fold()
         with self._lock:
-            return {m: list(self._series.get(m, {}).values()) for m in metrics}
+            shared, own = self._shared, self._series
+            # list() of a dict's values runs in C: a shared one cannot change meanwhile
+            return {m: list((shared.get(m) or own.get(m) or {}).values()) for m in metrics}
 
     async def acollect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
         """Same as `collect`: nothing here can block."""

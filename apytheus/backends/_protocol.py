@@ -2,7 +2,8 @@
 
 A backend is anything of `Backend`'s shape. What only some backends can do is
 a small Protocol of its own, checked with ``isinstance`` by the callers:
-`SupportsAdopt`, `SupportsClose`, `SupportsHealth`, `SupportsWorker`.
+`SupportsAdopt`, `SupportsClose`, `SupportsHealth`, `SupportsShare`,
+`SupportsValuesOnly`, `SupportsWorker`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .._labels import LabelSet
 from .._native import Layout
@@ -108,6 +109,21 @@ class SupportsHealth(Protocol):
 
     def health_families(self) -> list[MetricFamily]:
         """The backend's health as metric families (flush errors, say)."""
+        ...
+
+
+@runtime_checkable
+class SupportsShare(Protocol):
+    """A backend that reads a metric's series from the metric's own mapping of them.
+
+    Instead of `Backend.attach` and `Backend.detach` per series, the metric
+    hands over, once, the live mapping where it keeps its series (it adds and
+    removes them there itself). The in-process backend does this: one entry
+    per series fewer to keep (about 30 to 50 bytes each).
+    """
+
+    def share(self, metric: MetricSpec, series: Mapping[Any, Series]) -> None:
+        """Read the series of ``metric`` from ``series`` from now on (its values)."""
         ...
 
 

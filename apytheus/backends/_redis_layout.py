@@ -39,8 +39,16 @@ SEP = "\t"  # between a series' field and its part (bucket, sum, worker): JSON n
 
 
 def series_field(labels: LabelSet) -> str:
-    """The hash field naming a series: its label values as compact JSON, in declared order."""
-    return json.dumps([v for _, v in labels.pairs], ensure_ascii=False, separators=(",", ":"))
+    """The hash field naming a series: its label values as compact JSON, in declared order.
+
+    Made whenever a batch needs it (a buffer keeps none), so values that JSON
+    writes as they are (printable, no ``"`` or backslash) are joined directly:
+    the same text as ``json.dumps``, several times faster.
+    """
+    values = [v for _, v in labels.pairs]
+    if values and all(v.isprintable() and '"' not in v and "\\" not in v for v in values):
+        return '["' + '","'.join(values) + '"]'
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
 def native_part(key: int) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from .._labels import LabelSet
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts
-from ._series import HistogramSeries, InfoSeries, ScalarSeries
+from ._series import BASE, HistogramSeries, InfoSeries, ScalarSeries
 
 SEP_BYTES = SEP.encode()
 LIVE_MODES = frozenset({"livesum", "livemax", "livemin", "livemostrecent", "liveall"})
@@ -94,7 +94,7 @@ class Merge:
                 if series is None:
                     continue
                 series.created = 0.0
-            series.cells[0] = float(v)
+            series.cells[BASE] = float(v)
             if created is not None:
                 raw = created.get(f)
                 series.created = float(raw) if raw is not None else 0.0
@@ -153,9 +153,9 @@ class Merge:
             counts: list[Any] = flat[at * width : (at + 1) * width]
             if series.native:  # its cell holds its native buckets before the sum
                 counts[-1:-1] = [natives.get(fields[at], {})]
-            cell = series.cells.get(0)
+            cell = series.cells.get(BASE)
             if cell is None:
-                series.cells[0] = counts
+                series.cells[BASE] = counts
             else:
                 cell[:] = counts  # one atomic store
             if created is not None:
@@ -193,12 +193,12 @@ class Merge:
                     key = field + SEP_BYTES + worker.encode()
                     series = self._scalar(key, field, ("worker", worker))
                     if series is not None:
-                        series.cells[0] = float(v)
+                        series.cells[BASE] = float(v)
                         out.append(series)
             else:
                 series = self._scalar(field, field)
                 if series is not None:
-                    series.cells[0] = _combine(mode, entries)
+                    series.cells[BASE] = _combine(mode, entries)
                     out.append(series)
         return out
 

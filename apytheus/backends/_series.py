@@ -2,9 +2,12 @@
 
 Every series holds a dict ``cells`` that maps a thread's key (see
 ``_thread_cells.py``: never reused, unlike a thread's ident) to that
-thread's running total, and slot 0 to the base cell: what threads that
+thread's running total, and `BASE` to the base cell: what threads that
 ended had added (folded in at flush and scrape time), and a gauge's
-``set`` value. A thread only ever writes its own slot, so an
+``set`` value. Keys are strings: a dict whose keys are all strings keeps
+its items in 16 bytes each instead of 24, and a series' cells dict is the
+largest part of what a series costs (about 180 bytes with one thread's
+cell, against 220 with int keys). A thread only ever writes its own slot, so an
 increment is a read-modify-write nobody else can interleave with: no lock,
 no lost update, with or without the GIL (on free-threaded builds a dict
 keeps each item consistent, and the slot still has a single writer). Readers
@@ -35,6 +38,12 @@ from typing import Any
 from .._labels import LabelSet
 from .._samples import Exemplar
 
+BASE = "0"
+"""The base cell's key: what ended threads added (and a gauge's ``set`` value)."""
+
+Cells = dict[str, Any]
+"""A series' cells by key: a float each (counters, gauges), a list each (histograms)."""
+
 
 class _Queued:
     """What every series shares: the buffer's queue of written series (see above)."""
@@ -54,7 +63,7 @@ class ScalarSeries(_Queued):
     """A counter, gauge or enum series: one float value.
 
     A gauge's ``set`` replaces the cells with a new dict holding the value in
-    slot 0 (no thread's key). That single store is atomic: an ``inc``
+    the base cell (no thread's key). That single store is atomic: an ``inc``
     that fetched the old dict lands in it and is forgotten, as if it came just
     before the ``set``. Nothing added before a ``set`` survives it, not even
     its rounding (``inc(inf)`` then ``set(5)`` is 5, not NaN). A counter's cells
@@ -66,7 +75,7 @@ class ScalarSeries(_Queued):
 
     def __init__(self, labels: LabelSet) -> None:
         self.labels = labels
-        self.cells: dict[int, float] = {}
+        self.cells: dict[str, float] = {}
         self.created = time.time()
         self.exemplar: Exemplar | None = None
         self.function: Callable[[], float] | None = None
@@ -74,7 +83,7 @@ class ScalarSeries(_Queued):
 
     def set(self, value: float) -> None:
         """Set the value (gauges, enums): later increments are added to it."""
-        self.cells = {0: value}
+        self.cells = {BASE: value}
         if self.sink is not None:
             self.changed()
 
@@ -114,7 +123,7 @@ class HistogramSeries(_Queued):
         self.sink: list[Any] | None = None
         self.bounds = bounds
         self.width = len(bounds) + 1
-        self.cells: dict[int, list[Any]] = {}
+        self.cells: dict[str, list[Any]] = {}
         self.created = time.time()
         self.exemplars: list[Exemplar | None] = [None] * self.width
         self.native = native
@@ -164,7 +173,7 @@ class InfoSeries(_Queued):
         self.created = time.time()
 
 
-def total(cells: dict[int, float]) -> float:
+def total(cells: dict[str, float]) -> float:
     """The sum of a series' cells, read while other threads may write them.
 
     ``sum`` over the values of a dict of numbers runs in C, where no other

@@ -2,15 +2,15 @@
 
 A series keeps one cell per thread that wrote it (see ``_series.py``). Threads
 come and go (a pool made per job, short-lived workers), so the cells of a
-thread that ended are folded into its series' base cell, slot 0 (the slot a
+thread that ended are folded into its series' base cell, `BASE` (the slot a
 gauge's ``set`` writes), and dropped.
 
-* **Keys are never reused.** A thread's cells are keyed by a number it takes
-  on its first record (`this_thread`, a ``threading.local``), not by
-  ``threading.get_ident()``, which the system hands to a new thread as soon as
-  one ends. Once a thread has ended nothing writes its cells again, so a fold
-  races with no writer, whenever it runs. Reading the key costs about what
-  ``get_ident()`` did, and the record path takes no lock.
+* **Keys are never reused.** A thread's cells are keyed by a number (as a
+  string, see ``_series.py``) it takes on its first record (`this_thread`, a
+  ``threading.local``), not by ``threading.get_ident()``, which the system hands
+  to a new thread as soon as one ends. Once a thread has ended nothing writes
+  its cells again, so a fold races with no writer, whenever it runs. Reading
+  the key costs about what ``get_ident()`` did, and the record path takes no lock.
 * **An ended thread is known by its thread-local state going away.** CPython
   drops a thread's ``threading.local`` values when the thread ends (after its
   last Python code ran) and, in a forked child, for the threads that did not
@@ -40,26 +40,23 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ._series import HistogramSeries, total
-
-BASE = 0
-"""The base cell's key: what ended threads added (and a gauge's ``set`` value)."""
+from ._series import BASE, HistogramSeries, total
 
 FOLD_EVERY = 256
 """Ended threads that make an ending thread fold (when no scrape or flush did)."""
 
 _fold_lock = threading.Lock()
 _key_lock = threading.Lock()
-_next_key = BASE + 1
-_ended: list[tuple[int, weakref.WeakSet[Any]]] = []  # threads to fold: key, series written
+_next_key = 1  # 0 is the base cell's
+_ended: list[tuple[str, weakref.WeakSet[Any]]] = []  # threads to fold: key, series written
 
 
-def _new_key() -> int:
+def _new_key() -> str:
     global _next_key
     with _key_lock:  # once per thread; itertools.count is not atomic without the GIL
         key = _next_key
         _next_key += 1
-    return key
+    return str(key)
 
 
 class _Owner:
@@ -88,7 +85,7 @@ class _Owner:
 class _ThisThread(threading.local):
     """What the record path reads of the calling thread (made on its first record)."""
 
-    key: int
+    key: str
     owner: _Owner
 
     def __init__(self) -> None:
@@ -131,7 +128,7 @@ def fold(block: bool = True) -> int:
         _fold_lock.release()
 
 
-def _fold_scalar(cells: dict[int, Any], key: int) -> None:
+def _fold_scalar(cells: dict[str, Any], key: str) -> None:
     """A counter's or gauge's cell of ``key`` into its base cell (see the module doc)."""
     if key not in cells:
         return  # a gauge's set() or a counter's reset() has replaced the cells since
@@ -150,7 +147,7 @@ def _fold_scalar(cells: dict[int, Any], key: int) -> None:
     del cells[key]  # a zero: the totals do not change
 
 
-def _fold_histogram(series: HistogramSeries, key: int) -> None:
+def _fold_histogram(series: HistogramSeries, key: str) -> None:
     """A histogram's cell of ``key`` (counts, native counts, sum) into its base cell."""
     cells = series.cells
     # a copy of every cell, as it is now: live threads go on writing theirs in place
