@@ -62,6 +62,8 @@ class MetricsMiddleware:
             ``trace_id`` and ``span_id`` of the current OpenTelemetry span, if
             sampled (needs ``opentelemetry-api``; put the tracing middleware
             outside this one, so that its span is current here).
+        exemplars: ``"otel"`` is the same as ``exemplar="otel"``, named as the
+            metrics' own ``exemplars="otel"`` (give one of the two).
         native_histograms: the duration histogram also has native buckets
             (factor 1.1), which Prometheus reads through protobuf; with
             ``buckets=()`` it has only those.
@@ -89,6 +91,7 @@ class MetricsMiddleware:
         extra_label_names: Sequence[str] = (),
         exemplar: Callable[[Scope], Mapping[str, str] | None] | str | None = None,
         native_histograms: bool = False,
+        exemplars: str | None = None,
     ) -> None:
         # typed loosely: Litestar's and Quart's apps declare TypedDict scopes, which
         # Callable[[MutableMapping, ...], ...] would refuse under mypy strict
@@ -105,6 +108,12 @@ class MetricsMiddleware:
         self.excluded = [re.compile(p) for p in excluded if set(p) & _REGEX_CHARS]
         self.group_status_codes = group_status_codes
         self.extra_labels = extra_labels
+        if exemplars is not None:
+            if exemplars != "otel" or exemplar is not None:
+                raise ValueError(
+                    f"exemplars takes 'otel' (and no exemplar= besides), not {exemplars!r}"
+                )
+            exemplar = exemplars
         if exemplar == "otel":  # the current OpenTelemetry span's ids
             require_otel()
             exemplar = span_exemplar

@@ -41,13 +41,18 @@ async def hello(request: Any) -> PlainTextResponse:
     return PlainTextResponse("hi")
 
 
+@pytest.mark.parametrize("option", ["exemplar", "exemplars"])
 @pytest.mark.parametrize("sampled", [True, False])
-async def test_the_middleware_puts_the_sampled_spans_ids_in_its_exemplars(sampled: bool) -> None:
+async def test_the_middleware_puts_the_sampled_spans_ids_in_its_exemplars(
+    sampled: bool, option: str
+) -> None:
     registry = CollectorRegistry()
     provider = sdk_trace.TracerProvider(sampler=ALWAYS_ON if sampled else ALWAYS_OFF)
-    inner = MetricsMiddleware(
-        Starlette(routes=[Route("/hello", hello)]), registry=registry, exemplar="otel"
-    )
+    app = Starlette(routes=[Route("/hello", hello)])
+    if option == "exemplar":
+        inner = MetricsMiddleware(app, registry=registry, exemplar="otel")
+    else:
+        inner = MetricsMiddleware(app, registry=registry, exemplars="otel")
     app = traced(inner, provider)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -66,6 +71,16 @@ async def test_the_middleware_puts_the_sampled_spans_ids_in_its_exemplars(sample
         if b.HasField("exemplar")
     ]
     assert found == ([{"span_id": span_id, "trace_id": trace_id}] if sampled else [])
+
+
+def test_the_middlewares_exemplars_option_takes_only_otel_and_not_both() -> None:
+    app = Starlette()
+    with pytest.raises(ValueError, match="exemplars takes 'otel'"):
+        MetricsMiddleware(app, registry=CollectorRegistry(), exemplars="zipkin")
+    with pytest.raises(ValueError, match="exemplars takes 'otel'"):
+        MetricsMiddleware(
+            app, registry=CollectorRegistry(), exemplars="otel", exemplar=lambda scope: None
+        )
 
 
 def test_no_span_no_exemplar_and_a_bad_exemplar_name_is_refused() -> None:
