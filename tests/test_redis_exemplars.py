@@ -138,3 +138,47 @@ def test_a_removed_series_takes_its_exemplars_with_it(
     counter.labels("a").inc()  # made again, without one: it shows none
     assert backend.flush_sync()
     assert len(exemplar_lines(generate_metrics(registry, openmetrics=True))) == 3
+
+
+def test_a_batch_sent_again_after_a_removal_brings_no_orphan_exemplar_back(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """Worker A's batch (with an exemplar) is applied, its reply lost; worker B removes the
+    series; A sends the same batch again. The exemplar must not come back without its
+    series, to show later on a new series of the same labels."""
+    from apytheus.backends._redis_client import Connector
+    from apytheus.backends._redis_store import RedisStore
+
+    store = RedisStore(Connector({"url": redis_server.url}), key_prefix, 10.0)
+    a_jobs, b_jobs = (Counter("jobs", "J", ["q"], registry=None) for _ in "ab")
+    a, b = DeltaBuffer("A"), DeltaBuffer("B")
+
+    def flush(buffer: DeltaBuffer) -> None:
+        batch = buffer.take(time.time())
+        mark = buffer.mark(batch)
+        written = store.write(batch, buffer.worker, time.time(), mark)
+        buffer.ack(batch, mark, written.confirmed, written.behind)
+
+    try:
+        a_child = a_jobs.labels("s")
+        a_child.inc(exemplar={"trace_id": "old"})
+        a.track(a_jobs._family.spec, a_child._series)
+        b_child = b_jobs.labels("s")
+        b_child.inc()
+        b.track(b_jobs._family.spec, b_child._series)
+        flush(b)
+        batch = a.take(time.time())
+        mark = a.mark(batch)
+        store.write(batch, "A", time.time(), mark)  # applied; say its reply was lost
+        b.remove(b_jobs._family.spec, b_child._series.labels)
+        flush(b)
+        store.write(batch, "A", time.time(), mark)  # A's retry of the same batch
+        assert store.client.hgetall(f"{{{key_prefix}|jobs}}:x") == {}
+        again = Counter("jobs", "J", ["q"], registry=None).labels("s")
+        again.inc()
+        b.track(b_jobs._family.spec, again._series)
+        flush(b)
+        (series,) = store.read([b_jobs._family.spec], time.time())[b_jobs._family.spec]
+        assert getattr(series, "exemplar", None) is None
+    finally:
+        store.close()

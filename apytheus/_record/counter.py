@@ -70,7 +70,10 @@ class CounterHandle(Handle):
         found = exemplar_of(exemplar, number(amount, "counter increment")) if exemplar else None
         CounterHandle.inc(self, amount)  # not self.inc: a traced counter's would look again
         if found is not None:
-            self._series.exemplar = found
+            series = self._series
+            series.exemplar = found
+            if series.sink is not None:  # a batch read the count before the exemplar
+                series.changed()
 
     def reset(self) -> None:
         """Start this series again from 0, with a new created time (prometheus_client's).

@@ -148,6 +148,7 @@ class Family:
             family = ref()
             if family is not None:
                 family.handles = {}
+                family.aliases = []
 
         self.root = weakref.ref(metric, gone)
 

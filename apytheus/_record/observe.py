@@ -108,7 +108,10 @@ class ObservedHandle(Handle):
         ObservedHandle.observe(self, value)  # not self.observe: a traced one's would look again
         v = found.value  # NaN: on +Inf, where its count went
         i = bisect_left(self._bounds, v) if v == v else len(self._bounds)
-        self._series.exemplars[i] = found
+        series = self._series
+        series.exemplars[i] = found
+        if series.sink is not None:  # a batch read the counts before the exemplar
+            series.changed()
 
     def time(self) -> Timer:
         """Observe the seconds a block or function took (``with``, ``async with``, decorator)."""

@@ -40,7 +40,10 @@ class TracedCounter(CounterHandle):
         CounterHandle.inc(self, amount, exemplar, value=value)  # checks, records
         if labels is not None:
             given = amount if value is None else value
-            self._series.exemplar = Exemplar(labels, float(given), time.time())
+            series = self._series
+            series.exemplar = Exemplar(labels, float(given), time.time())
+            if series.sink is not None:  # a batch read the count before the exemplar
+                series.changed()
 
 
 class TracedObserved(ObservedHandle):
@@ -56,7 +59,10 @@ class TracedObserved(ObservedHandle):
             v = float(value)
             bounds = self._bounds
             i = bisect_left(bounds, v) if v == v else len(bounds)  # NaN: on +Inf
-            self._series.exemplars[i] = Exemplar(labels, v, time.time())
+            series = self._series
+            series.exemplars[i] = Exemplar(labels, v, time.time())
+            if series.sink is not None:  # a batch read the counts before the exemplar
+                series.changed()
 
 
 _made: dict[type[Any], type[Any]] = {}

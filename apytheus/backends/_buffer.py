@@ -132,7 +132,11 @@ class DeltaBuffer:
         """Start sending ``series``; what the store does not have yet goes with the next batch."""
         with self._lock:
             entry = _Entry(series)  # a predecessor's state, if any:
-            handed = self._handed.pop((spec, series_field(series.labels)), None)
+            handed = (
+                self._handed.pop((spec, series_field(series.labels)), None)
+                if self._handed
+                else None
+            )
             if handed is not None:
                 entry.sent, entry.stamp, entry.seen, entry.recreate = handed
             tracked = self._tracked.get(spec)
@@ -248,9 +252,9 @@ class DeltaBuffer:
         for spec, tracked in self._tracked.items():
             ops = by_name.get(spec.name)
             if ops is not None and tracked.entries:
-                gone = set(ops.deletes)
-                for entry in tracked.entries.values():
-                    if series_field(entry.series.labels) in gone:
+                for field in ops.deletes:  # the cost follows the deletes, not the series held
+                    entry = tracked.entries.get(_labels_of(spec, field))
+                    if entry is not None:
                         entry.recreate = True
                         tracked.changed.append(entry.series)
 
@@ -389,6 +393,11 @@ class DeltaBuffer:
         if kind in KINDS:  # best effort, not exactly once: marked sent at once
             found, entry.shown = to_send(series, field, entry.shown, new)
             ops.exemplars += found
+
+
+def _labels_of(spec: MetricSpec, field: str) -> LabelSet:
+    """The labels a series' hash field names (see `series_field`)."""
+    return LabelSet(tuple(zip(spec.label_names, json.loads(field), strict=True)))
 
 
 def _first_seq() -> int:

@@ -51,7 +51,8 @@ def flush_command(prefix: str, ops: MetricOps, worker: str, seq: int, now: float
 def exemplar_command(prefix: str, ops: MetricOps) -> list[Any]:
     """EXEMPLAR_SCRIPT for one metric's changed exemplars."""
     pairs = [x for pair in ops.exemplars for x in pair]
-    return ["EVALSHA", EXEMPLAR_SHA, 1, exemplars_key(prefix, ops.spec.name), *pairs]
+    values = metric_keys(prefix, ops.spec.name)[1]
+    return ["EVALSHA", EXEMPLAR_SHA, 2, exemplars_key(prefix, ops.spec.name), values, *pairs]
 
 
 def mark_command(

@@ -150,13 +150,19 @@ end
 return 1
 """
 RETIRE_SHA = hashlib.sha1(RETIRE_SCRIPT.encode()).hexdigest()
-# KEYS: exemplars. ARGV: (field, exemplar) pairs, each "<timestamp> <value> <labels>" (see
-# _exemplars.py). Keeps per field the exemplar with the newest timestamp, from any worker:
-# not exactly once (a batch sent again changes nothing), and never part of a batch's fate.
+# KEYS: exemplars, values. ARGV: (field, exemplar) pairs, each "<timestamp> <value>
+# <labels>" (see _exemplars.py). Keeps per field the exemplar with the newest timestamp,
+# from any worker, and only for a series that exists (a counter's field, or a histogram's
+# +Inf bucket, which a new series always writes): a batch sent again after another worker
+# removed the series brings no orphan back. Not exactly once (a batch sent again changes
+# nothing), and never part of a batch's fate.
 EXEMPLAR_SCRIPT = """
 for i = 1, #ARGV - 1, 2 do
   local at = tonumber(string.match(ARGV[i + 1], '^%S+'))
-  if at then
+  local series = string.match(ARGV[i], '^[^\t]*')
+  local there = redis.call('HGET', KEYS[2], series)
+  there = there or redis.call('HGET', KEYS[2], series .. '\t+Inf')
+  if at and there then
     local old = redis.call('HGET', KEYS[1], ARGV[i])
     local was = old and tonumber(string.match(old, '^%S+'))
     if not was or at >= was then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end

@@ -281,15 +281,16 @@ class RedisStore:
         if worker is not None and isinstance(results[0], Exception):
             raise results[0]  # a replica (READONLY), or an outage
         results = results[1:] if worker is not None else results
-        # an outage, or an ACL that refuses a read: no partial answer
-        errors = [r for r in results if isinstance(r, Exception)]
+        first = len(results) - 1 - len(shown)
+        # an outage, or an ACL that refuses a read: no partial answer (but exemplars are
+        # extras: an error there, an ACL that leaves their keys out say, shows none)
+        errors = [r for r in results[:first] + results[-1:] if isinstance(r, Exception)]
         transient = [e for e in errors if isinstance(e, TRANSIENT) or is_auth_error(e)]
         if transient:
             raise transient[0]
         if isinstance(results[-1], Exception):
             raise results[-1]
         live = {w.decode() for w in results[-1]}
-        first = len(results) - 1 - len(shown)
         stored = dict(zip(shown, results[first:-1], strict=True))
         out: dict[MetricSpec, list[Series]] = {}
         at = 0
