@@ -6,10 +6,12 @@ type error: ``./dev test`` runs mypy over ``tests/``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import apytheus
+import apytheus.celery
+import apytheus.django
 from apytheus import (
     REGISTRY,
     CollectorRegistry,
@@ -106,6 +108,31 @@ async def app_lifespan(app: object) -> AsyncIterator[None]:
 
 def wrap(asgi: MetricsApp) -> MetricsMiddleware:
     return MetricsMiddleware(asgi, registry=None)
+
+
+# Exemplars from the current sampled OpenTelemetry span (`pip install 'apytheus[otel]'`)
+def traced(asgi: MetricsApp) -> MetricsMiddleware:
+    return MetricsMiddleware(asgi, exemplars="otel", native_histograms=True)
+
+
+traced_registry = CollectorRegistry(exemplars="otel")
+source: str | None = traced_registry.exemplars
+jobs = Counter("jobs", "Jobs", ["queue"], registry=traced_registry, exemplars="otel")
+jobs.labels(queue="mail").inc()
+untraced = Counter("untraced", "Opted out", registry=traced_registry, exemplars=False)
+job_seconds = Histogram("job_seconds", "Job time", registry=traced_registry, exemplars="otel")
+job_seconds.observe(0.3)
+job_seconds.observe(0.3, exemplar={"trace_id": "abc"})  # a given exemplar wins
+default_source: str | None = REGISTRY.exemplars
+
+# Celery: each prefork child's metrics flushed when it exits
+apytheus.celery.install()
+apytheus.celery.close_backend(sender=None)
+
+
+# Django under ASGI: the route template for MetricsMiddleware (settings.MIDDLEWARE)
+def django_chain(get_response: Callable[[object], object]) -> apytheus.django.RouteMiddleware:
+    return apytheus.django.RouteMiddleware(get_response)
 
 
 try:
