@@ -50,8 +50,7 @@ def prune_dead(store: RedisStore, before: float) -> list[str]:
     for worker, metrics in zip(gone, listed, strict=True):
         for name, newest in metrics.items():
             by_metric.setdefault((name.decode(), newest == b"1"), []).append(worker)
-    for (name, newest), workers in by_metric.items():
-        _retire(store, workers, {name: newest}, True)
+    _retire(store, [(name, newest, workers) for (name, newest), workers in by_metric.items()], True)
     pipe = client.pipeline(transaction=False)
     pipe.zrem(store.workers_key, *gone)
     pipe.hdel(store.marks_key, *gone)
@@ -74,20 +73,19 @@ def retire_worker(
     Raises:
         redis.exceptions.RedisError: Redis is unreachable, or the ACL refuses.
     """
-    _retire(store, [worker], metrics, False)
+    _retire(store, [(name, newest, [worker]) for name, newest in metrics.items()], False)
     pipe = store.client.pipeline(transaction=False)
     pipe.zadd(store.workers_key, {worker: prune_at}, xx=True)
     pipe.hdel(store.marks_key, worker)
     _raise_first(execute(pipe))
 
 
-def _retire(
-    store: RedisStore, workers: Sequence[str], metrics: Mapping[str, bool], seqs: bool
-) -> None:
+def _retire(store: RedisStore, jobs: Sequence[tuple[str, bool, Sequence[str]]], seqs: bool) -> None:
+    """RETIRE_SCRIPT for each (metric name, newest stays, workers), in one round trip."""
     client = store.client
     for attempt in (1, 2):
         pipe = client.pipeline(transaction=False)
-        for name, newest in metrics.items():
+        for name, newest, workers in jobs:
             seq, values, _, times = metric_keys(store.key_prefix, name)
             owned = [owned_key(store.key_prefix, name, w) for w in workers]
             keys = (seq, values, times, *owned)
