@@ -116,11 +116,17 @@ def make_redis_backend(key_prefix: str) -> Iterator[Callable[..., RedisBackend]]
     """
     made: list[RedisBackend] = []
 
-    def make(target: RedisServer | int, **extra: object) -> RedisBackend:
+    def make(target: RedisServer | int | None, **extra: object) -> RedisBackend:
+        """``target`` None: the connection is all in ``extra`` (Sentinel, say)."""
         gc.collect()  # metrics of earlier tests would follow the switch
-        url = target.url if isinstance(target, RedisServer) else f"redis://127.0.0.1:{target}/0"
+        if target is None:
+            where: dict[str, object] = {}
+        elif isinstance(target, RedisServer):
+            where = {"url": target.url}
+        else:
+            where = {"url": f"redis://127.0.0.1:{target}/0"}
         config = {
-            "url": url,
+            **where,
             "key_prefix": key_prefix,
             "flush_interval": 3600,
             "socket_timeout": 1,

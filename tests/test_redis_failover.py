@@ -8,7 +8,6 @@ the master is SIGKILLed.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import time
@@ -25,7 +24,6 @@ from redis_server import RedisServer, redis_binary
 from worker_process import WorkerProcess
 
 from apytheus import CollectorRegistry, Counter, Histogram, make_asgi_app
-from apytheus.backends import InProcessBackend, load_backend
 from apytheus.backends.redis import RedisBackend
 
 WORKER = Path(__file__).parent / "workers" / "failover.py"
@@ -60,24 +58,6 @@ def pair(tmp_path: Path) -> Iterator[ReplicatedRedis]:
         yield group
     finally:
         group.stop()
-
-
-@pytest.fixture
-def use_backend() -> Iterator[Callable[[dict[str, Any]], RedisBackend]]:
-    """Make this process record into (and scrape) a Redis backend of the given config."""
-    made: list[RedisBackend] = []
-
-    def use(config: dict[str, Any]) -> RedisBackend:
-        gc.collect()  # metrics of earlier tests would follow the switch
-        backend = load_backend(RedisBackend, {"flush_interval": 3600, **config})
-        assert isinstance(backend, RedisBackend)
-        made.append(backend)
-        return backend
-
-    yield use
-    for backend in made:
-        backend.close(flush=False)
-    load_backend(InProcessBackend)
 
 
 class Totals:
@@ -174,7 +154,7 @@ def record_through_failover(
 @pytest.mark.parametrize("seed", [1, 2])
 def test_with_replicas_1_a_killed_master_loses_nothing(
     replicated: ReplicatedRedis,
-    use_backend: Callable[[dict[str, Any]], RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     key_prefix: str,
     tmp_path: Path,
     seed: int,
@@ -183,7 +163,7 @@ def test_with_replicas_1_a_killed_master_loses_nothing(
     replica; the killed server comes back (empty) and the sentinels make it the new
     master's replica. Every increment and observation is in Redis exactly once."""
     config = worker_config(replicated, key_prefix, replicas=1, replicas_timeout=0.5)
-    use_backend({**replicated.config, "key_prefix": key_prefix})
+    make_redis_backend(None, **replicated.config)
     totals = Totals(CollectorRegistry())
 
     def restore(killed: RedisServer, promoted: RedisServer) -> None:
@@ -207,7 +187,7 @@ def test_with_replicas_1_a_killed_master_loses_nothing(
 @pytest.mark.timeout(180)  # a promotion on a busy machine
 def test_without_replicas_a_killed_master_never_doubles_and_loses_little(
     replicated: ReplicatedRedis,
-    use_backend: Callable[[dict[str, Any]], RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     key_prefix: str,
     tmp_path: Path,
 ) -> None:
@@ -215,7 +195,7 @@ def test_without_replicas_a_killed_master_never_doubles_and_loses_little(
     when it died is lost (asynchronous replication: usually nothing, at most the last
     moments); a batch whose reply the kill swallowed is sent again to the new master,
     which applies it once. Nothing is ever counted twice."""
-    use_backend({**replicated.config, "key_prefix": key_prefix})
+    make_redis_backend(None, **replicated.config)
     totals = Totals(CollectorRegistry())
     config = worker_config(replicated, key_prefix)
     reports = record_through_failover(replicated, config, 3, tmp_path, totals, None)
@@ -231,14 +211,14 @@ def test_without_replicas_a_killed_master_never_doubles_and_loses_little(
 
 def test_a_demoted_server_is_followed_to_its_master(
     pair: ReplicatedRedis,
-    use_backend: Callable[[dict[str, Any]], RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
     key_prefix: str,
 ) -> None:
     """A plain url to a master that a failover demotes: flushes answered READONLY find the
     new master (the demoted server's ROLE names it), and the pending batch lands there."""
     old, new = pair.servers
-    backend = use_backend({"url": old.url, "key_prefix": key_prefix, "socket_timeout": 2})
+    backend = make_redis_backend(old, socket_timeout=2)
     jobs = Counter("jobs", "Jobs", registry=registry)
     jobs.inc(5)
     assert backend.flush_sync()
@@ -252,7 +232,7 @@ def test_a_demoted_server_is_followed_to_its_master(
 
 async def test_a_scrape_never_serves_a_replicas_stale_numbers(
     pair: ReplicatedRedis,
-    use_backend: Callable[[dict[str, Any]], RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
     key_prefix: str,
 ) -> None:
@@ -260,7 +240,7 @@ async def test_a_scrape_never_serves_a_replicas_stale_numbers(
     out answers 503 (before: 200 with the replica's old numbers); the next one reads the
     master, current."""
     old, new = pair.servers
-    use_backend({"url": old.url, "key_prefix": key_prefix, "socket_timeout": 2})
+    make_redis_backend(old, socket_timeout=2)
     jobs = Counter("jobs", "Jobs", registry=registry)
     transport = httpx.ASGITransport(app=make_asgi_app(registry))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -278,14 +258,14 @@ async def test_a_scrape_never_serves_a_replicas_stale_numbers(
 
 def test_a_read_from_a_replica_is_refused(
     pair: ReplicatedRedis,
-    use_backend: Callable[[dict[str, Any]], RedisBackend],
+    make_redis_backend: Callable[..., RedisBackend],
     registry: CollectorRegistry,
     key_prefix: str,
 ) -> None:
     """The read itself proves it reached a master: it refreshes the worker's heartbeat, a
     write that a replica refuses (READONLY), even when the flush before it succeeded."""
     master, replica = pair.servers
-    backend = use_backend({"url": master.url, "key_prefix": key_prefix})
+    backend = make_redis_backend(master)
     Counter("jobs", "Jobs", registry=registry).inc()
     assert backend.flush_sync()
     store = backend._store
