@@ -29,12 +29,12 @@ def test_a_batch_holds_the_delta_since_the_last_acknowledged_one() -> None:
     buffer = DeltaBuffer("w")
     series = scalar("a")
     buffer.track(COUNTER, series)
-    series.cells["1"] = 5.0
+    series.cells[:] = [5.0]
     series.changed()
     first = buffer.take(1.0)
     assert first is not None
     buffer.ack(first, buffer.mark(first))
-    series.cells["1"] = 7.5
+    series.cells[:] = [7.5]
     series.changed()
     second = buffer.take(2.0)
     assert second is not None and second.seq == first.seq + 1
@@ -47,10 +47,10 @@ def test_an_unacknowledged_batch_is_sent_again_unchanged() -> None:
     buffer = DeltaBuffer("w")
     series = scalar("a")
     buffer.track(COUNTER, series)
-    series.cells["1"] = 3.0
+    series.cells[:] = [3.0]
     series.changed()
     batch = buffer.take(1.0)
-    series.cells["1"] = 10.0  # recorded while the batch is in flight
+    series.cells[:] = [10.0]  # recorded while the batch is in flight
     series.changed()
     assert buffer.take(2.0) is batch
     assert batch is not None
@@ -63,7 +63,7 @@ def test_nothing_changed_means_no_batch() -> None:
     buffer = DeltaBuffer("w")
     series = scalar("a")
     buffer.track(COUNTER, series)
-    series.cells["1"] = 1.0
+    series.cells[:] = [1.0]
     series.changed()
     batch = buffer.take(1.0)
     assert batch is not None
@@ -75,7 +75,7 @@ def test_a_removal_travels_in_the_next_batch_ahead_of_its_updates() -> None:
     buffer = DeltaBuffer("w")
     series = scalar("a")
     buffer.track(COUNTER, series)
-    series.cells["1"] = 1.0
+    series.cells[:] = [1.0]
     series.changed()
     first = buffer.take(1.0)
     assert first is not None
@@ -83,7 +83,7 @@ def test_a_removal_travels_in_the_next_batch_ahead_of_its_updates() -> None:
     buffer.remove(COUNTER, series.labels)
     again = scalar("a")  # made again before the next batch
     buffer.track(COUNTER, again)
-    again.cells["1"] = 4.0
+    again.cells[:] = [4.0]
     again.changed()
     batch = buffer.take(2.0)
     assert batch is not None
@@ -100,7 +100,7 @@ def test_a_histogram_sends_its_buckets_and_sum_as_deltas() -> None:
     cell[0] += 1  # one observation <= 0.1
     cell[2] += 1  # one above 1.0
     cell[-1] += 5.05
-    series.cells["1"] = cell
+    series.cells[1] = cell
     series.changed()
     batch = buffer.take(1.0)
     assert batch is not None
@@ -125,10 +125,10 @@ def test_after_fork_the_child_never_sends_its_parents_totals() -> None:
     buffer = DeltaBuffer("parent")
     series = scalar("a")
     buffer.track(COUNTER, series)
-    series.cells["1"] = 100.0
+    series.cells[:] = [100.0]
     series.changed()
     buffer.rebase("child")  # as the fork handler does in the child
-    series.cells["1"] = 101.0
+    series.cells[:] = [101.0]
     series.changed()
     batch = buffer.take(1.0)
     assert batch is not None and buffer.worker == "child"
@@ -151,12 +151,12 @@ class CountingSeries(ScalarSeries):
     __slots__ = ("_cells", "reads")
 
     @property
-    def cells(self) -> dict[str, float]:
+    def cells(self) -> list[float]:
         self.reads += 1
         return self._cells
 
     @cells.setter
-    def cells(self, value: dict[str, float]) -> None:
+    def cells(self, value: list[float]) -> None:
         self.reads = 0
         self._cells = value
 
@@ -167,7 +167,7 @@ def test_a_batch_reads_only_the_series_written_since_the_last_one() -> None:
     held = [CountingSeries(LabelSet((("queue", str(i)),))) for i in range(1000)]
     for series in held:
         buffer.track(COUNTER, series)
-        series.cells["1"] = 1.0
+        series.cells[:] = [1.0]
     first = buffer.take(1.0)
     assert first is not None
     buffer.ack(first, buffer.mark(first))
@@ -175,7 +175,7 @@ def test_a_batch_reads_only_the_series_written_since_the_last_one() -> None:
         series.reads = 0
     assert buffer.take(2.0) is None  # nothing written: no series read at all
     assert sum(s.reads for s in held) == 0
-    held[7].cells["1"] = 2.0
+    held[7].cells[:] = [2.0]
     held[7].changed()
     held[7].reads = 0
     batch = buffer.take(3.0)
@@ -188,11 +188,11 @@ def test_a_write_that_lands_while_the_batch_is_built_is_in_the_next_one() -> Non
     buffer = DeltaBuffer("w")
     series = scalar("a")
     buffer.track(COUNTER, series)
-    series.cells["1"] = 1.0
+    series.cells[:] = [1.0]
     first = buffer.take(1.0)
     assert first is not None and series.sink is not None  # armed by the read
     buffer.ack(first, buffer.mark(first))
-    series.cells["1"] = 3.0  # a write after the read
+    series.cells[:] = [3.0]  # a write after the read
     series.changed()
     assert series.sink is None  # queued once: further writes pay nothing
     second = buffer.take(2.0)
@@ -221,7 +221,7 @@ def test_a_record_queuing_a_series_during_a_switch_leaves_it_queued_for_the_succ
     old = DeltaBuffer("w")
     series = scalar("a")
     old.track(COUNTER, series)
-    series.cells["1"] = 1.0
+    series.cells[:] = [1.0]
     first = old.take(1.0)
     assert first is not None
     old.ack(first, old.mark(first))
@@ -235,7 +235,7 @@ def test_a_record_queuing_a_series_during_a_switch_leaves_it_queued_for_the_succ
         new.ack(second, new.mark(second))
     series.sink = None  # ...and only now clears it and queues the series
     sink.append(series)
-    series.cells["1"] += 10.0  # a later write: sink is None, so it queues nothing itself
+    series.cells[0] += 10.0  # a later write: sink is None, so it queues nothing itself
     if series.sink is not None:
         series.changed()
     third = new.take(3.0)

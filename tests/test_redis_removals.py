@@ -233,7 +233,7 @@ def test_a_counter_that_another_worker_brings_back_gets_a_creation_time(
         mark = b.mark(batch)
         b.ack(batch, mark, backend._store.write(batch, b.worker, now, mark).confirmed)
 
-    other.cells[BASE] = 5.0
+    other.cells[:] = [5.0]
     other.changed()  # as the record path does after a write
     flush_b()
     assert backend.flush_sync()

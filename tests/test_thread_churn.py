@@ -1,7 +1,7 @@
 """Threads that come and go leave no cells behind, and lose or double nothing.
 
-A series keeps one cell per thread that wrote it; the cells of threads that
-ended are folded into one base cell at scrape and flush time (see
+A series keeps one cell per thread that wrote it, at the thread's slot; a
+thread that ends hands its slot, cells and all, to the next new thread (see
 ``apytheus.backends._thread_cells``).
 """
 
@@ -17,12 +17,15 @@ from redis_server import RedisServer
 
 from apytheus import CollectorRegistry, Counter, Gauge, Histogram
 from apytheus.backends import _thread_cells
-from apytheus.backends._series import BASE, HistogramSeries
+from apytheus.backends._series import HistogramSeries
 from apytheus.backends.redis import RedisBackend
 from apytheus.exposition import generate_metrics
 
 THREADS = 10_000  # short-lived threads, started and joined AT_ONCE at a time
 AT_ONCE = 50
+# Threads that may record at the same time: AT_ONCE, or a pool's 4, plus the test's
+# own thread and the one scraping or flushing meanwhile.
+MOST = AT_ONCE + 2
 POOLS = 200  # ThreadPoolExecutors made and shut down, each running JOBS jobs
 JOBS = 8
 RECORDS = THREADS + POOLS * JOBS
@@ -63,10 +66,10 @@ class Metrics:
         ]
 
     def assert_bounded(self) -> None:
-        """Every series holds at most one cell per live thread, plus the base cell."""
-        live = threading.active_count()
+        """Every series holds at most a cell per thread that could record at once."""
         for series in self.series():
-            assert len(series.cells) <= live + 1, (series.labels, len(series.cells), live)
+            assert len(series.cells) <= MOST, (series.labels, len(series.cells))
+        assert _thread_cells.slots_in_use() <= threading.active_count()
 
 
 def churn(metrics: Metrics, between: Callable[[], None]) -> None:
@@ -136,13 +139,13 @@ def assert_totals(registry: CollectorRegistry, native: dict[int, float]) -> None
 def test_thread_churn_in_process_keeps_cells_bounded_and_totals_exact(
     registry: CollectorRegistry,
 ) -> None:
-    """10,000 short-lived threads and 200 pools, scraped all along: after every scrape each
-    series holds at most a cell per live thread plus one, and the totals are exact."""
+    """10,000 short-lived threads and 200 pools, scraped all along: each series holds at
+    most a cell per thread that recorded at the same time, and the totals are exact."""
     metrics = Metrics(registry)
     native = expected_native(registry)
     seen: list[float] = []
 
-    def scrape() -> None:  # folds while threads end
+    def scrape() -> None:  # reads while threads end and new ones take their slots
         generate_metrics(registry)
         seen.append(metrics.halves._series.value())
 
@@ -152,12 +155,10 @@ def test_thread_churn_in_process_keeps_cells_bounded_and_totals_exact(
 
     with meanwhile(scrape):
         churn(metrics, between)
-    generate_metrics(registry)
-    for series in metrics.series():
-        assert list(series.cells) == [BASE]  # the base cell alone: no live thread recorded
+    metrics.assert_bounded()
     assert_totals(registry, native)
     assert metrics.native._series.native_snapshot() == native
-    assert seen == sorted(seen)  # a fold never makes a counter go back
+    assert seen == sorted(seen)  # a thread's end never makes a counter go back
     assert len(set(metrics.idents)) < len(metrics.idents)  # idents were reused
 
 
@@ -167,7 +168,7 @@ def test_thread_churn_on_redis_keeps_cells_bounded_and_sends_exact_deltas(
     registry: CollectorRegistry,
 ) -> None:
     """The same churn, flushed to Redis all along: what the buffer sent stays exact
-    as cells fold, and Redis holds the exact totals."""
+    as slots change hands, and Redis holds the exact totals."""
     backend = make_redis_backend(redis_server)
     metrics = Metrics(registry)
     native = expected_native(registry)
@@ -179,8 +180,7 @@ def test_thread_churn_on_redis_keeps_cells_bounded_and_sends_exact_deltas(
     with meanwhile(lambda: None if backend.flush_sync() else None):
         churn(metrics, between)
     assert backend.flush_sync()
-    for series in metrics.series():
-        assert list(series.cells) == [BASE]
+    metrics.assert_bounded()
     assert_totals(registry, native)
     spec = metrics.native._family.spec
     (merged,) = backend.collect([spec])[spec]
@@ -188,54 +188,50 @@ def test_thread_churn_on_redis_keeps_cells_bounded_and_sends_exact_deltas(
     assert merged.native_snapshot() == native
 
 
-def test_a_thread_with_a_reused_ident_gets_cells_of_its_own(registry: CollectorRegistry) -> None:
-    """A new thread may get an ended thread's ident; it never writes the ended thread's
-    cell, so folding that cell races with no one."""
+def test_a_thread_takes_an_ended_threads_slot_never_a_live_ones(
+    registry: CollectorRegistry,
+) -> None:
+    """Threads started one after the other share one slot; threads alive at the same
+    time never do, so every slot has a single writer."""
     c = Counter("c", "C", registry=registry)
-    keys: list[tuple[int, str]] = []
+    c.inc()  # this thread's slot, taken first
+    slots: list[int] = []
 
     def record() -> None:
         c.inc()
-        keys.append((threading.get_ident(), _thread_cells.this_thread.key))
+        slots.append(_thread_cells.this_thread.slot)
 
     for _ in range(200):
-        t = threading.Thread(target=record)
+        _in_thread(record)
+    assert len(set(slots)) == 1  # each ended before the next began: one slot, reused
+    assert sorted(x for x in c._series.cells if x) == [1.0, 200.0]  # this thread's, theirs
+    live: list[int] = []
+    together = threading.Barrier(20)
+
+    def hold() -> None:
+        c.inc()
+        live.append(_thread_cells.this_thread.slot)
+        together.wait(timeout=30)  # all 20 alive (and holding their slots) at once
+
+    threads = [threading.Thread(target=hold) for _ in range(20)]
+    for t in threads:
         t.start()
+    for t in threads:
         t.join()
-    idents = [ident for ident, _ in keys]
-    assert len(set(idents)) < len(idents)  # the system reused idents…
-    assert len({key for _, key in keys}) == len(keys)  # …but every thread had its own key
-    generate_metrics(registry)
-    assert list(c._series.cells) == [BASE]
-    assert registry.get_sample_value("c_total") == 200
+    assert len(set(live)) == 20  # twenty live threads, twenty slots
+    assert _thread_cells.this_thread.slot not in live
+    assert registry.get_sample_value("c_total") == 221
 
 
-def test_threads_that_end_while_a_fold_runs_are_folded_by_the_next(
-    registry: CollectorRegistry,
-) -> None:
+def test_threads_that_end_leave_nothing_when_nothing_scrapes(registry: CollectorRegistry) -> None:
+    """A process that is never scraped keeps its cells bounded too: nothing waits for a
+    scrape or flush to tidy them."""
     c = Counter("c", "C", registry=registry)
-    with _thread_cells._fold_lock:  # a fold is running
-        for _ in range(_thread_cells.FOLD_EVERY + 10):  # enough to make ending threads try
-            t = threading.Thread(target=c.inc)
-            t.start()
-            t.join()
-        assert len(c._series.cells) > 1  # nothing folded: the running fold has the lock
-        assert c._series.value() == _thread_cells.FOLD_EVERY + 10
-    generate_metrics(registry)
-    assert list(c._series.cells) == [BASE]
-    assert registry.get_sample_value("c_total") == _thread_cells.FOLD_EVERY + 10
-
-
-def test_ending_threads_fold_when_nothing_scrapes(registry: CollectorRegistry) -> None:
-    """A process that is never scraped keeps its cells bounded too."""
-    c = Counter("c", "C", registry=registry)
-    generate_metrics(registry)  # nothing queued from earlier tests
-    for _ in range(3 * _thread_cells.FOLD_EVERY):
-        t = threading.Thread(target=c.inc)
-        t.start()
-        t.join()
-    assert len(c._series.cells) <= _thread_cells.FOLD_EVERY + 1
-    assert c._series.value() == 3 * _thread_cells.FOLD_EVERY
+    for _ in range(1000):
+        _in_thread(c.inc)
+    assert [x for x in c._series.cells if x] == [1000.0]  # one cell, handed on 999 times
+    assert len(c._series.cells) <= _thread_cells.slots_in_use() + 1
+    assert c._series.value() == 1000
 
 
 def _in_thread(fn: Callable[[], None]) -> None:
@@ -264,9 +260,12 @@ def live_thread(fn: Callable[[], None]) -> Iterator[None]:
         t.join()
 
 
-def test_a_float_total_never_reads_lower_after_a_fold(registry: CollectorRegistry) -> None:
-    """(0.1 + 0.2) + 0.3 is 0.6000000000000001, (0.2 + 0.3) + 0.1 is 0.6: folding the
-    first thread's 0.1 would add up the same cells in that other order."""
+def test_a_threads_end_changes_no_total_not_even_its_last_bit(
+    registry: CollectorRegistry,
+) -> None:
+    """(0.1 + 0.2) + 0.3 is 0.6000000000000001, (0.2 + 0.3) + 0.1 is 0.6: a total read
+    in another order after a thread ended could seem to go back. Cells stay where
+    they are, so the sums are the same, bit for bit."""
     c = Counter("c", "C", registry=registry)
     h = Histogram("h", "H", buckets=[1.0], registry=registry)
 
@@ -277,29 +276,23 @@ def test_a_float_total_never_reads_lower_after_a_fold(registry: CollectorRegistr
 
         return body
 
-    _in_thread(record(0.1))  # ends: its cells get folded
-    record(0.2)()
-    with live_thread(record(0.3)):
+    record(0.1)()
+    with live_thread(record(0.2)):
+        _in_thread(record(0.3))  # ends while the 0.2 thread lives
         before = (c._series.value(), h._series.snapshot()[1])
-        assert before == (0.6000000000000001, 0.6000000000000001)
-        generate_metrics(registry)
-        assert len(c._series.cells) == 3  # the base cell and the two live threads'
-        after = (c._series.value(), h._series.snapshot()[1])
-    assert after[0] >= before[0] and after[1] >= before[1]
-    assert after[0] - before[0] < 1e-15 and after[1] - before[1] < 1e-15
+    assert before == (0.6000000000000001, 0.6000000000000001)
+    _in_thread(record(0.0))  # takes an ended thread's slot and cells
+    generate_metrics(registry)
+    assert (c._series.value(), h._series.snapshot()[1]) == before
 
 
-def test_a_gauge_set_forgets_the_adds_of_ended_threads_folded_or_not(
-    registry: CollectorRegistry,
-) -> None:
+def test_a_gauge_set_forgets_the_adds_of_ended_threads(registry: CollectorRegistry) -> None:
     g = Gauge("g", "G", registry=registry)
     _in_thread(lambda: g.inc(10))
-    generate_metrics(registry)  # folded into the base cell
-    _in_thread(lambda: g.inc(100))  # ended, not folded yet
-    assert registry.get_sample_value("g") == 110
+    with live_thread(lambda: g.inc(100)):
+        assert registry.get_sample_value("g") == 110
     g.set(7)
     for _ in range(5):
         _in_thread(g.inc)
-    generate_metrics(registry)
-    assert list(g._series.cells) == [BASE]
+    assert len(g._series.cells) <= _thread_cells.slots_in_use() + 1
     assert registry.get_sample_value("g") == 12

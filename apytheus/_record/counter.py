@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
-from ..backends._series import ScalarSeries
-from ..backends._thread_cells import enlist, this_thread
+from ..backends._series import ScalarSeries, grow
+from ..backends._thread_cells import this_thread
 from .handle import Handle
 from .timers import ExceptionCounter
 from .values import either, exemplar_of, number
@@ -55,12 +55,11 @@ class CounterHandle(Handle):
             if not amount >= 0:
                 raise ValueError(f"counter increment must be >= 0, got {amount}")
         cells = self._cells
-        tid = this_thread.key  # never reused, unlike get_ident(): see _thread_cells
+        slot = this_thread.slot  # this thread's alone while it lives: see _thread_cells
         try:
-            cells[tid] += amount
-        except KeyError:
-            cells[tid] = amount
-            enlist(self._series)  # folded into the base cell once this thread ends
+            cells[slot] += amount
+        except IndexError:  # this thread's first write here: make its cell
+            grow(cells, slot, amount)
         series = self._series  # after the write: a buffer reading it now sees the new total
         if series.sink is not None:
             series.changed()
@@ -91,7 +90,7 @@ class CounterHandle(Handle):
         family = self._family
         with family.lock:
             old = series.cells
-            cells: dict[str, float] = {}
+            cells: list[float] = []
             # Handles cache the cells of their series: point each one at the new ones
             # (the series' child, and the metric itself when its defaults fill the labels).
             root = family.root() if family.root is not None else None

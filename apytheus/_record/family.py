@@ -262,9 +262,9 @@ class Family:
         return f"<{self.kind} {self.name}>"
 
 
-def cells_of(series: Series) -> dict[str, Any]:
+def cells_of(series: Series) -> Any:
     """What a handle records into: its series' cells (an info series has none)."""
-    return series.cells if not isinstance(series, InfoSeries) else {}
+    return series.cells if not isinstance(series, InfoSeries) else []
 
 
 def watch_cache(metric: object, clear: Callable[[], None]) -> None:

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, overload
 
-from ..backends._series import BASE, ScalarSeries
-from ..backends._thread_cells import enlist, this_thread
+from ..backends._series import ScalarSeries, grow
+from ..backends._thread_cells import this_thread
 from .handle import Handle
 from .timers import InProgress, Timer
 from .values import either, number
@@ -41,12 +41,11 @@ class GaugeHandle(Handle):
         except AttributeError:  # no series: labels are missing
             self._check_observable()  # raises, naming them
             raise
-        tid = this_thread.key
+        slot = this_thread.slot
         try:
-            cells[tid] += amount
-        except KeyError:
-            cells[tid] = amount
-            enlist(series)
+            cells[slot] += amount
+        except IndexError:  # this thread's first write here: make its cell
+            grow(cells, slot, amount)
         if series.sink is not None:  # after the write: see ScalarSeries
             series.changed()
 
@@ -70,7 +69,7 @@ class GaugeHandle(Handle):
         if series is None:
             self._check_observable()
         else:  # ScalarSeries.set, inlined: this is a hot path
-            series.cells = {BASE: value}  # the base cell: no thread's key
+            series.cells = [value]  # new cells: no thread has written them yet
             if series.sink is not None:
                 series.changed()
 

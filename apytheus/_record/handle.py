@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 _TYPED = object()  # marks a cache key that carries its values' classes
 
 
-class Unobservable(dict[str, Any]):
+class Unobservable(list[Any]):
     """The cells of a handle whose labels are incomplete: any record raises."""
 
     __slots__ = ("_message",)
@@ -31,7 +31,7 @@ class Unobservable(dict[str, Any]):
         super().__init__()
         self._message = message
 
-    def __missing__(self, key: str) -> Any:
+    def __getitem__(self, key: Any) -> Any:
         raise UnobservableMetricException(self._message)
 
 
@@ -48,7 +48,7 @@ class Handle:
     _family: Family
     _labels: dict[str, str] | None  # the labels given, where defaults filled some (else None)
     _series: Any
-    _cells: dict[str, Any]
+    _cells: Any  # its series' cells: a list (counters, gauges) or a dict (histograms)
     _cache: dict[Any, Any] | None
     _pos_cache: dict[Any, Any] | None
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, TypeVar, overload
 
 from .._labels import LabelPairs
 from .._native import NAN, Fast, bucket_key, fast
-from ..backends._thread_cells import enlist, this_thread
+from ..backends._thread_cells import this_thread
 from .family import Family
 from .handle import Handle
 from .timers import Timer
@@ -54,12 +54,11 @@ class ObservedHandle(Handle):
                 self._observe_nan()
                 return
         cells = self._cells
-        tid = this_thread.key
+        slot = this_thread.slot
         try:
-            cell = cells[tid]
-        except KeyError:
-            cell = cells.setdefault(tid, self._series.new_cell())
-            enlist(self._series)
+            cell = cells[slot]
+        except KeyError:  # this thread's first write here: make its cell
+            cell = cells.setdefault(slot, self._series.new_cell())
         native = self._native
         if native is None:
             cell[bisect_left(self._bounds, value)] += 1
@@ -88,12 +87,11 @@ class ObservedHandle(Handle):
         if self._native is None:
             raise ValueError("observed value must not be NaN")
         cells = self._cells
-        tid = this_thread.key
+        slot = this_thread.slot
         try:
-            cell = cells[tid]  # a metric with labels missing raises here, as in observe()
+            cell = cells[slot]  # a metric with labels missing raises here, as in observe()
         except KeyError:
-            cell = cells.setdefault(tid, self._series.new_cell())
-            enlist(self._series)
+            cell = cells.setdefault(slot, self._series.new_cell())
         cell[len(self._bounds)] += 1  # where client_golang's search puts NaN
         cell[-1] += math.nan
         buckets = cell[-2]

@@ -31,7 +31,6 @@ from ._exemplars import KINDS, to_send
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts, native_part, series_field
 from ._series import HistogramSeries, InfoSeries, ScalarSeries, total
-from ._thread_cells import fold
 
 log = logging.getLogger("apytheus")
 
@@ -208,7 +207,6 @@ class DeltaBuffer:
 
     def take(self, now: float) -> Batch | None:
         """The batch to send: the pending one, else a new one (None when nothing changed)."""
-        fold()  # ended threads' cells: totals unchanged, so what was sent still holds
         with self._lock:
             if self.pending is not None:
                 return self.pending
@@ -338,7 +336,7 @@ class DeltaBuffer:
                 if spec.kind in _TOTALS:
                     entry.sent = _totals(series)
                 elif spec.kind == "gauge" and isinstance(series, ScalarSeries):
-                    series.cells = {}
+                    series.cells = []
 
     def _add_ops(
         self,

@@ -10,7 +10,6 @@ from typing import Any
 
 from .._labels import LabelSet
 from ._protocol import MetricSpec, Series
-from ._thread_cells import fold
 
 __all__ = ["InProcessBackend", "SingleProcessBackend"]
 
@@ -64,8 +63,7 @@ class InProcessBackend:
                 known.pop(labels, None)
 
     def collect(self, metrics: Sequence[MetricSpec]) -> dict[MetricSpec, list[Series]]:
-        """Return the series of ``metrics`` (no I/O), the cells of ended threads folded."""
-        fold()
+        """Return the series of ``metrics`` (no I/O)."""
         with self._lock:
             shared, own = self._shared, self._series
             # list() of a dict's values runs in C: a shared one cannot change meanwhile

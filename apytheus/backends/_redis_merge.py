@@ -8,7 +8,7 @@ from typing import Any
 from .._labels import LabelSet
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts
-from ._series import BASE, HistogramSeries, InfoSeries, ScalarSeries
+from ._series import BASE, HistogramSeries, InfoSeries, ScalarSeries, put
 
 SEP_BYTES = SEP.encode()
 LIVE_MODES = frozenset({"livesum", "livemax", "livemin", "livemostrecent", "liveall"})
@@ -94,7 +94,7 @@ class Merge:
                 if series is None:
                     continue
                 series.created = 0.0
-            series.cells[BASE] = float(v)
+            put(series, float(v))
             if created is not None:
                 raw = created.get(f)
                 series.created = float(raw) if raw is not None else 0.0
@@ -193,12 +193,12 @@ class Merge:
                     key = field + SEP_BYTES + worker.encode()
                     series = self._scalar(key, field, ("worker", worker))
                     if series is not None:
-                        series.cells[BASE] = float(v)
+                        put(series, float(v))
                         out.append(series)
             else:
                 series = self._scalar(field, field)
                 if series is not None:
-                    series.cells[BASE] = _combine(mode, entries)
+                    put(series, _combine(mode, entries))
                     out.append(series)
         return out
 

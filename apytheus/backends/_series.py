@@ -1,18 +1,18 @@
 """RECORD TARGET: per-series values kept as per-thread cumulative cells.
 
-Every series holds a dict ``cells`` that maps a thread's key (see
-``_thread_cells.py``: never reused, unlike a thread's ident) to that
-thread's running total, and `BASE` to the base cell: what threads that
-ended had added (folded in at flush and scrape time), and a gauge's
-``set`` value. Keys are strings: a dict whose keys are all strings keeps
-its items in 16 bytes each instead of 24, and a series' cells dict is the
-largest part of what a series costs (about 180 bytes with one thread's
-cell, against 220 with int keys). A thread only ever writes its own slot, so an
-increment is a read-modify-write nobody else can interleave with: no lock,
-no lost update, with or without the GIL (on free-threaded builds a dict
-keeps each item consistent, and the slot still has a single writer). Readers
-sum the slots. A lock per operation would cost more than the whole
-increment does this way (see docs/benchmarks.md).
+Every series holds ``cells``: one running total per thread that wrote it, at
+that thread's *slot* (see ``_thread_cells.py``: a small number, handed to
+the next new thread once its thread ended). A counter's or gauge's cells are
+a list of floats indexed by slot; a histogram's a dict of cells (lists) keyed
+by slot. A list is the smallest container there is (64 bytes with one cell,
+against 184 for a dict): at 100k series, cells are a large part of what a
+series costs. A thread only ever writes its own slot, so an increment is a
+read-modify-write nobody else can interleave with: no lock, no lost update,
+with or without the GIL (on free-threaded builds a list keeps each item
+consistent, and the slot still has a single writer). A thread whose slot is
+beyond the list's end appends zeros up to it first: appends never touch
+another slot. Readers sum the slots. A lock per operation would cost more
+than the whole increment does this way (see docs/benchmarks.md).
 
 A series that a buffer sends somewhere (the Redis backend) also has a
 ``sink``: the buffer's list of series written since its last batch. A record
@@ -21,12 +21,11 @@ queues the series there once (and clears ``sink`` until the buffer has read
 it). So the buffer reads only what was written, never every series it holds,
 and recording pays one attribute test. With no buffer, ``sink`` stays None.
 
-A counter's total only grows (until ``Counter.reset()`` replaces its cells:
-folding an ended thread's cell moves it, the totals stay), so a
-flusher that remembers what it last sent can compute exact deltas (see the
-Redis backend), and a process forked mid-run simply takes the totals as its
-new baseline. A gauge's ``set``
-starts new cells (see ScalarSeries); gauges are flushed as values, not deltas.
+A counter's total only grows (until ``Counter.reset()`` replaces its cells),
+so a flusher that remembers what it last sent can compute exact deltas (see
+the Redis backend), and a process forked mid-run simply takes the totals as
+its new baseline. A gauge's ``set`` starts new cells (see ScalarSeries);
+gauges are flushed as values, not deltas.
 """
 
 from __future__ import annotations
@@ -38,11 +37,8 @@ from typing import Any
 from .._labels import LabelSet
 from .._samples import Exemplar
 
-BASE = "0"
-"""The base cell's key: what ended threads added (and a gauge's ``set`` value)."""
-
-Cells = dict[str, Any]
-"""A series' cells by key: a float each (counters, gauges), a list each (histograms)."""
+BASE = 0
+"""The slot a value that no thread recorded goes in: a gauge's ``set``, a merged read's."""
 
 
 class _Queued:
@@ -62,20 +58,21 @@ class _Queued:
 class ScalarSeries(_Queued):
     """A counter, gauge or enum series: one float value.
 
-    A gauge's ``set`` replaces the cells with a new dict holding the value in
-    the base cell (no thread's key). That single store is atomic: an ``inc``
-    that fetched the old dict lands in it and is forgotten, as if it came just
-    before the ``set``. Nothing added before a ``set`` survives it, not even
-    its rounding (``inc(inf)`` then ``set(5)`` is 5, not NaN). A counter's cells
-    only grow; ``Counter.reset()`` replaces them the same way (the Redis buffer
-    then sends a negative delta: this worker's contribution restarts from 0).
+    A gauge's ``set`` replaces the cells with a new list holding the value
+    (in slot 0: the list is new, so no thread has written it yet). That single
+    store is atomic: an ``inc`` that fetched the old list lands in it and is
+    forgotten, as if it came just before the ``set``. Nothing added before a
+    ``set`` survives it, not even its rounding (``inc(inf)`` then ``set(5)`` is
+    5, not NaN). A counter's cells only grow; ``Counter.reset()`` replaces them
+    the same way (the Redis buffer then sends a negative delta: this worker's
+    contribution restarts from 0). Empty cells: never written.
     """
 
-    __slots__ = ("__weakref__", "cells", "created", "exemplar", "function", "labels")
+    __slots__ = ("cells", "created", "exemplar", "function", "labels")
 
     def __init__(self, labels: LabelSet) -> None:
         self.labels = labels
-        self.cells: dict[str, float] = {}
+        self.cells: list[float] = []
         self.created = time.time()
         self.exemplar: Exemplar | None = None
         self.function: Callable[[], float] | None = None
@@ -83,7 +80,7 @@ class ScalarSeries(_Queued):
 
     def set(self, value: float) -> None:
         """Set the value (gauges, enums): later increments are added to it."""
-        self.cells = {BASE: value}
+        self.cells = [value]
         if self.sink is not None:
             self.changed()
 
@@ -97,7 +94,7 @@ class ScalarSeries(_Queued):
 class HistogramSeries(_Queued):
     """A histogram or summary series: bucket counts and a sum per thread.
 
-    A thread's cell is a list ``[n_0, …, n_k, sum]`` of *non-cumulative*
+    ``cells`` maps a thread's slot to its cell, a list ``[n_0, …, n_k, sum]`` of *non-cumulative*
     counts, one per upper bound and one for ``+Inf``. The count is the sum of
     the buckets, so count and buckets can never disagree. A summary is a
     histogram with no bounds but ``+Inf``.
@@ -108,7 +105,6 @@ class HistogramSeries(_Queued):
     """
 
     __slots__ = (
-        "__weakref__",
         "bounds",
         "cells",
         "created",
@@ -123,7 +119,7 @@ class HistogramSeries(_Queued):
         self.sink: list[Any] | None = None
         self.bounds = bounds
         self.width = len(bounds) + 1
-        self.cells: dict[str, list[Any]] = {}
+        self.cells: dict[int, list[Any]] = {}
         self.created = time.time()
         self.exemplars: list[Exemplar | None] = [None] * self.width
         self.native = native
@@ -173,14 +169,37 @@ class InfoSeries(_Queued):
         self.created = time.time()
 
 
-def total(cells: dict[str, float]) -> float:
+def total(cells: list[float]) -> float:
     """The sum of a series' cells, read while other threads may write them.
 
-    ``sum`` over the values of a dict of numbers runs in C, where no other
-    thread can run, so it needs no copy (the cheap path at 100k series); a
-    build without the GIL may see the dict change size, and then sums a copy.
+    ``sum`` over a list runs in C, where no other thread can run (and a
+    free-threaded build locks the list while it sums): no copy needed, the
+    cheap path at 100k series.
     """
-    try:
-        return float(sum(cells.values()))
-    except RuntimeError:  # changed size during iteration (free-threaded builds)
-        return float(sum(cells.copy().values()))
+    return float(sum(cells))
+
+
+def grow(cells: list[float], slot: int, amount: float) -> None:
+    """Add ``amount`` at ``slot``, beyond the end of ``cells`` (the record path's slow branch).
+
+    Appends zeros up to the slot, then the amount. No lock: appends only make
+    new items, and a thread adds to an item (``+=``) only once it exists, so
+    two threads growing one list at once lose nothing. If another thread
+    appended meanwhile, the amount lands in a later slot than this thread's:
+    still counted once, and this thread's own cell is made by then.
+    """
+    while len(cells) < slot:
+        cells.append(0.0)
+    if len(cells) == slot:
+        cells.append(amount)
+    else:
+        cells[slot] += amount
+
+
+def put(series: ScalarSeries, value: float) -> None:
+    """Store ``value`` as the only cell of a series that no thread records into (a read's)."""
+    cells = series.cells
+    if cells:
+        cells[BASE] = value
+    else:
+        cells.append(value)
