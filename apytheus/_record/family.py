@@ -276,20 +276,6 @@ class Family:
         return f"<{self.kind} {self.name}>"
 
 
-def _one(name: str) -> Callable[[Mapping[Any, Any]], tuple[Any, ...]]:
-    """`values_of` for one label (``itemgetter(name)`` returns the bare value)."""
-
-    def values_of(given: Mapping[Any, Any]) -> tuple[Any, ...]:
-        return (given[name],)
-
-    return values_of
-
-
-def _none(given: Mapping[Any, Any]) -> tuple[Any, ...]:
-    """`values_of` for no label."""
-    return ()
-
-
 def cells_of(series: Series) -> dict[str, Any]:
     """What a handle records into: its series' cells (an info series has none)."""
     return series.cells if not isinstance(series, InfoSeries) else {}
@@ -313,3 +299,17 @@ def family_of(obj: object) -> Family | None:
         return obj
     fam = getattr(obj, "_family", None)
     return fam if isinstance(fam, Family) else None
+
+
+def _one(name: str) -> Callable[[Mapping[Any, Any]], tuple[Any, ...]]:
+    """`values_of` for one label (``itemgetter(name)`` returns the bare value)."""
+
+    def values_of(given: Mapping[Any, Any]) -> tuple[Any, ...]:
+        return (given[name],)
+
+    return values_of
+
+
+def _none(given: Mapping[Any, Any]) -> tuple[Any, ...]:
+    """`values_of` for no label."""
+    return ()
