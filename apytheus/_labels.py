@@ -173,14 +173,17 @@ def written_label_name(name: str) -> str:
     return found
 
 
-def render_pairs(pairs: Iterable[tuple[str, str]]) -> str:
-    """Render label pairs as `a="x",b="y"` (without braces), values escaped.
+def render_labels(names: Sequence[str], values: Sequence[str]) -> str:
+    """Render labels as `a="x",b="y"` (without braces), values escaped.
 
     A label name outside the classic set is quoted (``"my.label"="x"``), as a
     scraper that asks for ``escaping=allow-utf-8`` reads it; the encoders write
     it otherwise for the other escapings (see `has_quoted_names`).
     """
-    return ",".join(f'{written_label_name(k)}="{escape_label_value(v)}"' for k, v in pairs)
+    # by index: zip() costs more than the rest for the one or two labels of most series
+    return ",".join(
+        [f'{written_label_name(names[i])}="{escape_label_value(v)}"' for i, v in enumerate(values)]
+    )
 
 
 def has_quoted_names(text: str) -> bool:
@@ -195,34 +198,63 @@ def has_quoted_names(text: str) -> bool:
 class LabelSet:
     """The labels of one series, in canonical order, with their text rendered once.
 
-    Rendering at creation means that exposition of a series is a string
-    concatenation, whatever its labels contain. The protobuf encoder keeps its
-    encoding of the pairs (names escaped with underscores, as every Prometheus
-    that asks for protobuf wants them) in ``encoded`` the first time it needs it.
+    A label set keeps its label values and a reference to its names (a metric's
+    series all share the metric's tuple of label names), not (name, value)
+    pairs: one tuple per series instead of one per label plus one. Rendering at
+    creation means that exposition of a series is a string concatenation,
+    whatever its labels contain. The protobuf encoder keeps its encoding of the
+    labels (names escaped with underscores, as every Prometheus that asks for
+    protobuf wants them) in ``encoded`` the first time it needs it.
+
+    Args:
+        names: the label names, in canonical order.
+        values: their values, as strings, in the same order.
     """
 
-    __slots__ = ("encoded", "pairs", "text")
+    __slots__ = ("encoded", "names", "text", "values")
 
-    def __init__(self, pairs: LabelPairs) -> None:
-        self.pairs: Final = pairs
-        self.text: Final = render_pairs(pairs)
+    def __init__(self, names: tuple[str, ...], values: tuple[str, ...]) -> None:
+        if len(names) != len(values):
+            raise ValueError(f"{len(names)} label names but {len(values)} values")
+        self.names: Final = names
+        self.values: Final = values
+        self.text: Final = render_labels(names, values)
         self.encoded: bytes | None = None
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> LabelSet:
+        """The label set of (name, value) pairs, in the order given."""
+        pairs = tuple(pairs)
+        return cls(tuple([n for n, _ in pairs]), tuple([v for _, v in pairs]))
+
+    def plus(self, pair: tuple[str, str]) -> LabelSet:
+        """These labels and one more (``pair``: name, value), last."""
+        return LabelSet((*self.names, pair[0]), (*self.values, pair[1]))
+
+    @property
+    def pairs(self) -> LabelPairs:
+        """The (name, value) pairs, made at each call (a series keeps only the values)."""
+        return tuple(zip(self.names, self.values, strict=True))
 
     def as_dict(self) -> dict[str, str]:
         """The labels as a new dict."""
-        return dict(self.pairs)
+        return dict(zip(self.names, self.values, strict=True))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, LabelSet) and other.pairs == self.pairs
+        return (
+            isinstance(other, LabelSet)
+            and other.values == self.values
+            and other.names == self.names
+        )
 
     def __hash__(self) -> int:
-        return hash(self.pairs)
+        return hash(self.values)  # equal sets have equal values; names rarely tell them apart
 
     def __repr__(self) -> str:
         return f"LabelSet({self.text})"
 
 
-EMPTY_LABELS: Final = LabelSet(())
+EMPTY_LABELS: Final = LabelSet((), ())
 
 
 def check_label_dict(

@@ -80,7 +80,7 @@ def counter_family(
         documentation,
         "counter",
         [
-            Sample(name + "_total", LabelSet(((label, k),)) if label else EMPTY_LABELS, float(v))
+            Sample(name + "_total", LabelSet((label,), (k,)) if label else EMPTY_LABELS, float(v))
             for k, v in sorted(counts.items())
         ],
     )

@@ -36,7 +36,7 @@ def span_labels() -> LabelSet | None:
         return None
     # sorted by name, as a checked exemplar's labels are; 63 characters, under the 128
     span_id, trace_id = format(context.span_id, "016x"), format(context.trace_id, "032x")
-    return LabelSet((("span_id", span_id), ("trace_id", trace_id)))
+    return LabelSet(("span_id", "trace_id"), (span_id, trace_id))
 
 
 def span_exemplar(scope: object = None) -> dict[str, str] | None:

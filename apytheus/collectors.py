@@ -55,7 +55,7 @@ def _worker(enabled: bool | None) -> str | None:
 def _labels(pairs: tuple[tuple[str, str], ...], worker: str | None) -> LabelSet:
     if worker is not None:
         pairs = (*pairs, ("worker", worker))
-    return LabelSet(pairs) if pairs else EMPTY_LABELS
+    return LabelSet.from_pairs(pairs) if pairs else EMPTY_LABELS
 
 
 class ProcessCollector(CustomCollector):
@@ -222,7 +222,7 @@ class PlatformCollector(CustomCollector):
         info = self._info()
         if self._platform.system() == "Java":
             info.update(self._java())
-        labels = LabelSet(tuple(sorted((k, str(v)) for k, v in info.items())))
+        labels = LabelSet.from_pairs(sorted((k, str(v)) for k, v in info.items()))
         self._families = [
             MetricFamily(
                 "python_info",

@@ -7,6 +7,7 @@ import enum
 import pytest
 
 from apytheus import CollectorRegistry, Counter, Gauge, Histogram, generate_metrics
+from apytheus.backends import LabelSet
 from apytheus.exceptions import LabelValidationException, UnobservableMetricException
 
 
@@ -224,6 +225,56 @@ def test_a_positional_tuple_never_matches_a_cached_keyword_child(
     c.labels(a="1")
     with pytest.raises(LabelValidationException):
         c.labels(("a", "1"))
+
+
+def test_a_positional_tuple_never_matches_a_cached_partial_child(
+    registry: CollectorRegistry,
+) -> None:
+    """A partial child is cached by its label pairs, in the cache positional values use."""
+    c = Counter("c", "C", ["a", "b"], registry=registry)
+    c.labels(a="1")
+    with pytest.raises(LabelValidationException):
+        c.labels(("a", "1"))
+
+
+def test_a_child_refuses_positional_values_even_for_a_child_it_cached(
+    registry: CollectorRegistry,
+) -> None:
+    c = Counter("c", "C", ["a", "b"], registry=registry)
+    child = c.labels("1", "2")
+    assert child.labels(a="3", b="4") is c.labels("3", "4")
+    with pytest.raises(LabelValidationException, match="expects 0 label values"):
+        child.labels("3", "4")
+
+
+def test_a_series_label_values_are_kept_once_whatever_form_found_it(
+    registry: CollectorRegistry,
+) -> None:
+    """One tuple of values is the series' key, its children's and the metric's cache key."""
+    c = Counter("c", "C", ["a", "b"], registry=registry)
+    child = c.labels(b="2", a="1")
+    assert c.labels("1", "2") is child
+    assert c.labels({"b": "2", "a": "1"}) is child
+    assert c.labels(a="1", b="2") is child
+    family = c._family
+    values = child._series.labels.values
+    assert values == ("1", "2")
+    assert [k for k in family.handles if k is values] == list(family.handles)
+    assert [k for k in family.series_values() if k is values] == [values]
+    assert family.aliases == []
+
+
+def test_label_sets_compare_by_names_and_values() -> None:
+    labels = LabelSet(("a", "b"), ("x", "y"))
+    assert labels == LabelSet.from_pairs([("a", "x"), ("b", "y")])
+    assert hash(labels) == hash(LabelSet.from_pairs([("a", "x"), ("b", "y")]))
+    assert labels != LabelSet(("b", "a"), ("x", "y"))
+    assert labels.pairs == (("a", "x"), ("b", "y"))
+    assert labels.as_dict() == {"a": "x", "b": "y"}
+    assert labels.plus(("c", "z")) == LabelSet(("a", "b", "c"), ("x", "y", "z"))
+    assert labels.text == 'a="x",b="y"'
+    with pytest.raises(ValueError, match="2 label names but 1 values"):
+        LabelSet(("a", "b"), ("x",))
 
 
 def test_positional_labels_and_remove_on_a_metric_whose_defaults_fill_every_label() -> None:

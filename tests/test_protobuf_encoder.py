@@ -201,7 +201,7 @@ def assert_timestamp(ts: Any, t: float) -> None:
 
 
 def ls(**labels: str) -> LabelSet:
-    return LabelSet(tuple(labels.items()))
+    return LabelSet(tuple(labels), tuple(labels.values()))
 
 
 def family(kind: str, name: str, samples: Sequence[Sample], unit: str = "") -> MetricFamily:

@@ -49,8 +49,8 @@ def test_an_exemplar_that_cannot_travel_stays_home_and_garbage_reads_as_none() -
     from apytheus._labels import LabelSet
     from apytheus._samples import Exemplar
 
-    labels = LabelSet((("trace_id", "ab"),))
-    assert encode(Exemplar(LabelSet((("a", "x" * 5000),)), 1.0, 1.0)) is None
+    labels = LabelSet(("trace_id",), ("ab",))
+    assert encode(Exemplar(LabelSet(("a",), ("x" * 5000,)), 1.0, 1.0)) is None
     assert encode(Exemplar(labels, 1.0, float("nan"))) is None
     good = encode(Exemplar(labels, 0.25, 1700000000.5))
     assert good == '1700000000.5 0.25 [["trace_id","ab"]]'

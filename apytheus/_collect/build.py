@@ -67,7 +67,7 @@ def build_family(
     elif kind == "info":
         for s in series:
             assert isinstance(s, InfoSeries)
-            add(Sample(name + "_info", LabelSet(s.labels.pairs + s.info), 1.0))
+            add(Sample(name + "_info", LabelSet.from_pairs(s.labels.pairs + s.info), 1.0))
     elif kind == "stateset":
         for s in series:
             assert isinstance(s, ScalarSeries)

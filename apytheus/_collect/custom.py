@@ -173,7 +173,7 @@ def client_families(obj: Any, openmetrics: bool) -> list[MetricFamily] | None:
             continue  # neither text format can carry it (prometheus_client leaves it out too)
         given = dict(s.labels)
         names = sorted(check_label_names(given))
-        labels = LabelSet(tuple((n, label_value(n, given[n])) for n in names))
+        labels = LabelSet(tuple(names), tuple([label_value(n, given[n]) for n in names]))
         sample_name = check_metric_name(s.name)
         suffix = sample_name[len(name) :] if sample_name.startswith(name) else ""
         # OpenMetrics allows exemplars on a counter's _total and on buckets only
@@ -204,7 +204,7 @@ def client_exemplar(exemplar: Any) -> Exemplar | None:
     given = dict(exemplar.labels)
     names = check_label_names(given)
     pairs = tuple((n, label_value(n, given[n])) for n in names)
-    return Exemplar(LabelSet(pairs), float(exemplar.value), float(exemplar.timestamp))
+    return Exemplar(LabelSet.from_pairs(pairs), float(exemplar.value), float(exemplar.timestamp))
 
 
 def call_collect(item: Any) -> Any:

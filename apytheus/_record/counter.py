@@ -94,7 +94,7 @@ class CounterHandle(Handle):
             # Handles cache the cells of their series: point each one at the new ones
             # (the series' child, and the metric itself when its defaults fill the labels).
             root = family.root() if family.root is not None else None
-            for view in (family.handles.get(series.labels.pairs), root):
+            for view in (family.handles.get(series.labels.values), root):
                 if view is not None and view._cells is old:
                     view._cells = cells
             series.cells = cells

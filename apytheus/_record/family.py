@@ -6,6 +6,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
 from typing import Any
 
 from .._labels import LabelPairs, LabelSet, check_label_dict, check_label_names
@@ -16,6 +17,9 @@ from ..backends._series import HistogramSeries, InfoSeries, ScalarSeries
 from .values import check_options
 
 log = logging.getLogger("apytheus")
+
+Values = tuple[str, ...]
+"""A series' label values, in declared order: its key in its family (and its children's)."""
 
 DEFAULT_MAX_SERIES = 100_000
 """Series a metric may have before new label sets go to its overflow series."""
@@ -40,6 +44,10 @@ class Family:
     Handles (the public ``Counter``, ``Gauge``, … objects) are views on a
     family with some labels filled in. The family creates series, tells the
     backend about them once registered, and caches handles by label values.
+
+    A series is known by its label values in declared order (``Values``): the
+    same tuple is the key of ``_series`` and of ``handles``, and the values of
+    the series' label set, whose names are the family's ``label_names``.
 
     Handles hold their family. The family holds its children (``handles``,
     no weak reference each) while the metric itself lives, and the metric and
@@ -76,6 +84,11 @@ class Family:
         self.unit = unit
         self.native = native  # a native histogram's bucket layout (None: classic only)
         self.label_names = names
+        self.width = len(names)
+        # a mapping's values in declared order, as a tuple (KeyError: a name is missing)
+        self.values_of: Callable[[Mapping[Any, Any]], tuple[Any, ...]] = (
+            itemgetter(*names) if len(names) > 1 else _one(names[0]) if names else _none
+        )
         self.bounds = bounds
         self.states = states
         self.defaults: dict[str, str] = {}
@@ -91,20 +104,21 @@ class Family:
             native=native,
         )
         self.max_series = DEFAULT_MAX_SERIES if max_series is None else int(max_series)
-        self.overflow_pairs: LabelPairs = tuple((n, OVERFLOW) for n in names)
+        self.overflow_values: Values = (OVERFLOW,) * len(names)
         self.overflowed = 0  # label sets refused because the metric was full
         self._warned = False
-        # the children by label pairs, for labels() in any form to return the same one,
-        # while the metric lives (see `set_root`); also the metric's own cache of
-        # labels(dict or keywords): keys given in another order are `aliases` there
-        self.handles: dict[LabelPairs, Any] = {}
+        # the children, for labels() in any form to return the same one, while the
+        # metric lives (see `set_root`): a complete one by its label values (the key of
+        # its series), a partial one by its label pairs. Also the metric's own cache of
+        # labels(): keys of other forms (defaults filled, typed values) are `aliases`
+        self.handles: dict[Any, Any] = {}
         self.aliases: list[Any] = []
         self.root: weakref.ref[Any] | None = None  # the metric itself
         # the handles that have label caches (made on first use), which remove() empties
         self.views: weakref.WeakSet[Any] = weakref.WeakSet()
         # others' caches of this family's children: a method that empties them
         self.watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
-        self._series: dict[LabelPairs, Series] = {}
+        self._series: dict[Values, Series] = {}
         self._backend: Backend | None = None
         self._shared = False  # the backend reads `_series` itself (see SupportsShare)
         self.lock = threading.RLock()
@@ -115,16 +129,16 @@ class Family:
         merged = {**self.defaults, **labels} if self.defaults else labels
         return tuple((n, merged[n]) for n in self.label_names if n in merged)
 
-    def series(self, pairs: LabelPairs) -> Series:
-        """Return the series for complete label ``pairs``, creating it once."""
-        found = self._series.get(pairs)
+    def series(self, values: Values) -> Series:
+        """Return the series for complete label ``values``, creating it once."""
+        found = self._series.get(values)
         if found is not None:
             return found
         with self.lock:
-            found = self._series.get(pairs)
+            found = self._series.get(values)
             if found is None:
-                found = self._new_series(LabelSet(pairs))
-                self._series[pairs] = found
+                found = self._new_series(LabelSet(self.label_names, values))
+                self._series[values] = found
                 if self._backend is not None and not self._shared:
                     self._backend.attach(self.spec, found)
             return found
@@ -136,9 +150,9 @@ class Family:
             return InfoSeries(labels)
         return ScalarSeries(labels)
 
-    def found(self, pairs: LabelPairs) -> Series | None:
-        """The series of ``pairs``, if it exists (nothing is made)."""
-        return self._series.get(pairs)
+    def found(self, values: Values) -> Series | None:
+        """The series of label ``values``, if it exists (nothing is made)."""
+        return self._series.get(values)
 
     def set_root(self, metric: Any) -> None:
         """Note the metric itself; when it is freed, let go of the children (no cycle)."""
@@ -152,21 +166,21 @@ class Family:
 
         self.root = weakref.ref(metric, gone)
 
-    def keep(self, pairs: LabelPairs, handle: Any) -> None:
+    def keep(self, key: Values | LabelPairs, handle: Any) -> None:
         """Remember a child, for ``labels()`` in any form to find the same one.
 
         Not once the metric itself is gone: the child would then hold the
         family that holds it, a cycle only the garbage collector can break.
         """
         if self.root is not None and self.root() is not None:
-            self.handles[pairs] = handle
+            self.handles[key] = handle
 
-    def full_for(self, pairs: LabelPairs) -> bool:
-        """Whether a new series for ``pairs`` would go beyond ``max_series`` (counts it)."""
-        used = len(self._series) - (self.overflow_pairs in self._series)  # overflow is extra
-        if pairs in self._series or used < self.max_series:
+    def full_for(self, values: Values) -> bool:
+        """Whether a new series for ``values`` would go beyond ``max_series`` (counts it)."""
+        used = len(self._series) - (self.overflow_values in self._series)  # overflow is extra
+        if values in self._series or used < self.max_series:
             return False
-        if pairs == self.overflow_pairs:
+        if values == self.overflow_values:
             return False  # the overflow series itself is always allowed (one beyond the limit)
         self.overflowed += 1
         if not self._warned:
@@ -186,12 +200,12 @@ class Family:
         with self.lock:
             return list(self._series.values())
 
-    def series_pairs(self) -> list[LabelPairs]:
-        """The label pairs of every series created in this process."""
+    def series_values(self) -> list[Values]:
+        """The label values of every series created in this process."""
         with self.lock:
             return list(self._series)
 
-    def remove(self, dropped: list[LabelPairs]) -> None:
+    def remove(self, dropped: list[Values]) -> None:
         """Drop these series (missing ones are ignored) and every cached handle to them.
 
         The series of the metric itself (its defaults fill every label) is made
@@ -199,12 +213,12 @@ class Family:
         """
         root = self.root() if self.root is not None else None
         with self.lock:
-            for pairs in dropped:
-                series = self._series.pop(pairs, None)
+            for values in dropped:
+                series = self._series.pop(values, None)
                 if series is not None and self._backend is not None and not self._shared:
                     self._backend.detach(self.spec, series.labels)
                 if series is not None and root is not None and root._series is series:
-                    root._series = fresh = self.series(pairs)
+                    root._series = fresh = self.series(values)
                     root._cells = cells_of(fresh)
             for key in [*dropped, *self.aliases]:
                 self.handles.pop(key, None)
@@ -285,3 +299,17 @@ def family_of(obj: object) -> Family | None:
         return obj
     fam = getattr(obj, "_family", None)
     return fam if isinstance(fam, Family) else None
+
+
+def _one(name: str) -> Callable[[Mapping[Any, Any]], tuple[Any, ...]]:
+    """`values_of` for one label (``itemgetter(name)`` returns the bare value)."""
+
+    def values_of(given: Mapping[Any, Any]) -> tuple[Any, ...]:
+        return (given[name],)
+
+    return values_of
+
+
+def _none(given: Mapping[Any, Any]) -> tuple[Any, ...]:
+    """`values_of` for no label."""
+    return ()

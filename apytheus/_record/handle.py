@@ -7,14 +7,14 @@ which the public types record into (see `apytheus.metrics`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._labels import LabelPairs, check_label_dict, label_value
 from ..backends import Backend, get_backend
 from ..backends._series import BASE
 from ..exceptions import LabelValidationException, UnobservableMetricException
-from .family import Family, cells_of
+from .family import Family, Values, cells_of
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -64,9 +64,11 @@ class Handle:
 
     def _init_family(self, family: Family, registry: Any) -> None:
         self._bind(family, {}, family.canonical({}))
-        # The metric's cache of labels(dict or keywords) is the family's dict of
-        # children: the usual key (the labels in declared order) is then kept once.
-        self._cache = family.handles
+        # The metric's caches of labels() are the family's dict of children: the usual
+        # key (the label values in declared order) is then kept once, by the series.
+        # Values given positionally are that key too (see labels() for why they never
+        # find anything else there).
+        self._cache = self._pos_cache = family.handles
         family.set_root(self)
         if registry is not None:
             registry.register(self)
@@ -76,8 +78,11 @@ class Handle:
         self._cache = self._pos_cache = None
         # the labels given, where defaults filled some (None: the series' labels, all given)
         self._labels = None if len(labels) == len(family.label_names) else labels
-        if len(pairs) == len(family.label_names):
-            self._series = family.series(pairs)
+        if len(pairs) == family.width:
+            # every label given (the usual case): their values at C speed, else from pairs
+            given = len(labels) == family.width
+            values = family.values_of(labels) if given else tuple([v for _, v in pairs])
+            self._series = family.series(values)
             self._cells = cells_of(self._series)
         else:
             missing = [n for n in family.label_names if n not in dict(pairs)]
@@ -108,20 +113,37 @@ class Handle:
             >>> c.labels({"path": "/", "method": "GET"}) is get.labels(path="/")
             True
         """
-        if args:
-            if len(args) == 1 and args[0].__class__ is dict:
-                key: Any = tuple(args[0].items())
-                cache = self._cache
-            else:  # positional values: a cache of their own, so ("a", "1") never matches a=1
-                key, cache = args, self._pos_cache
-        elif kwargs:
-            key, cache = tuple(kwargs.items()), self._cache
-        else:
-            return self
+        # The usual key is the label values in declared order, the key of the series
+        # itself: every name given, in any order, finds it without building pairs.
+        # KeyError: not cached yet, or an unknown name; TypeError: no cache yet (None),
+        # or unhashable values. Either way the slow path finds, makes or refuses it.
+        key: Any = None
         try:
-            return cache[key]  # type: ignore[index, no-any-return]
-        except (KeyError, TypeError):  # TypeError: no cache yet (None), or unhashable values
-            return self._labels_slow(args, kwargs, key)
+            if args:
+                given = args[0]
+                if given.__class__ is str and not kwargs:
+                    # Values in declared order (on a partial handle: of the labels it
+                    # lacks). A first str keeps a tuple of pairs from finding a partial child.
+                    return self._pos_cache[args]  # type: ignore[index, no-any-return]
+                if given.__class__ is dict and len(args) == 1 and not kwargs:
+                    family = self._family
+                    if len(given) == family.width:
+                        key = family.values_of(given)
+                    else:  # some names: the pairs as given
+                        key = tuple(given.items())
+                    return self._cache[key]  # type: ignore[index, no-any-return]
+            elif kwargs:
+                family = self._family
+                if len(kwargs) == family.width:
+                    key = family.values_of(kwargs)
+                else:
+                    key = tuple(kwargs.items())
+                return self._cache[key]  # type: ignore[index, no-any-return]
+            else:
+                return self
+        except (KeyError, TypeError):
+            pass
+        return self._labels_slow(args, kwargs, key)
 
     def _given(self) -> dict[str, str]:
         """The labels given to this handle (with a complete series, all of them)."""
@@ -164,22 +186,41 @@ class Handle:
             given = kwargs
         return {**self._given(), **check_label_dict(given, family.label_names, family.name)}
 
-    def _labels_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any], key: Any) -> Self:
+    def _labels_slow(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], key: Any = None, cached: bool = True
+    ) -> Self:
+        """``labels()`` past its cache: ``key`` is the one it tried (None: none made)."""
         family = self._family
+        if args and kwargs:
+            self._resolve(args, kwargs)  # raises: a mix of forms
         single = len(args) == 1 and isinstance(args[0], Mapping)
-        if single and args[0].__class__ is not dict:  # an OrderedDict, a MappingProxyType…
-            key = tuple(args[0].items())
-        # positional values: a cache of their own, so ("a", "1") never matches a=1
+        # Positional values are the labels a handle lacks: a cache of their own, so that
+        # a child's labels("a", "b") stays an error (the metric's, lacking every label,
+        # is its family's dict of children, as its other cache is).
         positional = bool(args) and not single
+        given: Iterable[Any]  # the values in the key, in its order
+        named: Mapping[Any, Any] = args[0] if single else kwargs
+        by_values = False  # the key is the values of every label, in declared order
+        if positional:
+            key = given = args
+        elif named.__class__ is dict and len(named) == family.width:
+            try:  # as in labels(): every name given, the values in declared order
+                key = given = family.values_of(named) if key is None else key
+                by_values = True
+            except KeyError:  # an unknown name (refused below)
+                key = tuple(named.items())
+                given = named.values()
+        else:  # some names, or another mapping (a defaultdict would grow): pairs as given
+            key = tuple(named.items())
+            given = named.values()
         cache = (self._pos_cache if positional else self._cache) or {}
-        values = args[0].values() if single else args or kwargs.values()
         # All-str keys go in the fast cache. 1, 1.0 and True are equal as keys but
         # render as different label values, so other keys go in with their classes
         # (floats never: -0.0 == 0.0 renders differently too).
-        classes = tuple(v.__class__ for v in values)
+        classes = tuple(v.__class__ for v in given)
         if all(c is str for c in classes):
             store: Any = key
-        elif key is None or float in classes:
+        elif not cached or float in classes:
             store = None
         else:
             store = (_TYPED, key, classes)
@@ -189,28 +230,39 @@ class Handle:
                 pass
         merged = self._resolve(args, kwargs)
         pairs = family.canonical(merged)
+        # a child's own key: its series' label values, or (a partial one) its label pairs
+        values: Values | None
+        if by_values and store is key:  # every label given, as str: what `merged` holds
+            values = key
+        elif len(merged) == family.width:
+            values = family.values_of(merged)
+        else:
+            values = tuple([v for _, v in pairs]) if len(pairs) == family.width else None
+        own: Any = pairs if values is None else values
         with family.lock:  # remove() clears the caches under the same lock
-            handle = family.handles.get(pairs)
+            handle = family.handles.get(own)
             root = family.root() if family.root is not None else None
             if (
                 handle is None
+                and values is not None
                 and root is not None
                 and root._series is not None
-                and root._series is family.found(pairs)
+                and root._series is family.found(values)
             ):
                 handle = root  # the metric itself: its defaults fill every label
             if handle is None:
-                if len(pairs) == len(family.label_names) and family.full_for(pairs):
+                if values is not None and family.full_for(values):
                     # Full: the overflow series, and nothing cached for these labels.
-                    return self._labels_slow((), dict(family.overflow_pairs), None)
+                    overflow = dict(zip(family.label_names, family.overflow_values, strict=True))
+                    return self._labels_slow((), overflow, cached=False)
                 handle = self.__class__.__new__(self.__class__)
                 handle._bind(family, merged, pairs)
-                family.keep(pairs, handle)
+                family.keep(own if values is None else handle._series.labels.values, handle)
             # the metric itself is never cached by a child, nor a handle by itself: cycles
             if store is not None and handle is not self and handle is not root:
                 cache = self._cache_for(positional)
-                if store == pairs:
-                    store = pairs  # an equal key: share the series' own pairs (less memory)
+                if values is not None and store == values:
+                    store = handle._series.labels.values  # the series' own tuple: less memory
                 elif cache is family.handles:
                     family.aliases.append(store)  # not a child's own key: remove() drops it
                 cache[store] = handle
@@ -228,9 +280,9 @@ class Handle:
         if not family.label_names:
             raise ValueError(f"metric {family.name!r} has no labels: no labeled series to remove")
         pairs = family.canonical(self._resolve(args, kwargs))
-        if len(pairs) != len(family.label_names):
+        if len(pairs) != family.width:
             raise LabelValidationException("remove() needs a value for every label")
-        family.remove([pairs])
+        family.remove([tuple([v for _, v in pairs])])
 
     def remove_by_labels(self, labels: Mapping[str, str]) -> None:
         """Stop exposing every series whose labels include all of ``labels``."""
@@ -239,13 +291,16 @@ class Handle:
         family = self._family
         wanted = set(check_label_dict(labels, family.label_names, family.name).items())
         if wanted:
-            family.remove([p for p in family.series_pairs() if wanted <= set(p)])
+            names = family.label_names
+            family.remove(
+                [v for v in family.series_values() if wanted <= set(zip(names, v, strict=True))]
+            )
 
     def clear(self) -> None:
         """Stop exposing every labeled series (the default-labels series stays)."""
         family = self._family
-        keep = family.canonical({})
-        family.remove([p for p in family.series_pairs() if p != keep])
+        keep = tuple([v for _, v in family.canonical({})])  # the metric's own series, if any
+        family.remove([v for v in family.series_values() if v != keep])
 
     def _check_observable(self) -> Any:
         if self._series is None:

@@ -50,7 +50,7 @@ def exemplar_of(labels: object, value: float) -> Exemplar:
     pairs = tuple(sorted(check_label_dict(labels, names, "exemplar").items()))
     if sum(len(k) + len(v) for k, v in pairs) > 128:
         raise ValueError("exemplar labels may hold at most 128 characters (OpenMetrics)")
-    return Exemplar(LabelSet(pairs), value, time.time())
+    return Exemplar(LabelSet.from_pairs(pairs), value, time.time())
 
 
 def check_buckets(buckets: Iterable[float] | None) -> tuple[float, ...]:

@@ -419,7 +419,7 @@ class DeltaBuffer:
 
 def _labels_of(spec: MetricSpec, field: str) -> LabelSet:
     """The labels a series' hash field names (see `series_field`)."""
-    return LabelSet(tuple(zip(spec.label_names, json.loads(field), strict=True)))
+    return LabelSet(spec.label_names, tuple(json.loads(field)))
 
 
 def _first_seq() -> int:

@@ -58,7 +58,7 @@ def decode(raw: bytes) -> Exemplar | None:
         if len(labels) != len(pairs) or sum(len(k) + len(v) for k, v in labels) > 128:
             return None
         check_label_names([k for k, _ in labels])
-        return Exemplar(LabelSet(labels), float(value), float(at))
+        return Exemplar(LabelSet.from_pairs(labels), float(value), float(at))
     except (ValueError, TypeError, UnicodeDecodeError):  # LabelValidationException too
         return None
 

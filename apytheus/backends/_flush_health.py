@@ -10,7 +10,7 @@ from ._flush_round import FlushRound
 def health_families(flushes: FlushRound) -> list[MetricFamily]:
     """This worker's flush health, exposed with the default registry."""
     pending = flushes.buffer.pending
-    labels = LabelSet((("worker", flushes.buffer.worker),))
+    labels = LabelSet(("worker",), (flushes.buffer.worker,))
 
     def family(name: str, kind: str, doc: str, value: float) -> MetricFamily:
         sample = name + "_total" if kind == "counter" else name
@@ -38,7 +38,7 @@ def health_families(flushes: FlushRound) -> list[MetricFamily]:
             [
                 Sample(
                     "apytheus_redis_dropped_updates_total",
-                    LabelSet((*labels.pairs, ("reason", reason))),
+                    labels.plus(("reason", reason)),
                     float(count),
                 )
                 for reason, count in sorted(flushes.dropped_by_reason.items())

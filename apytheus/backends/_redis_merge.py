@@ -44,7 +44,7 @@ class Merge:
         names = self.spec.label_names
         if not isinstance(values, list) or len(values) != len(names):
             return None
-        return LabelSet(tuple(zip(names, map(str, values), strict=True)))
+        return LabelSet(names, tuple(map(str, values)))
 
     def _scalar(self, key: bytes, field: bytes, extra: tuple[str, str] | None = None) -> Any:
         """The series for ``key`` (made once from ``field``'s labels), or None if unfit."""
@@ -52,7 +52,7 @@ class Merge:
         if series is None and key not in self.known:
             labels = self._parse(field)
             if labels is not None:
-                series = ScalarSeries(labels if extra is None else LabelSet((*labels.pairs, extra)))
+                series = ScalarSeries(labels if extra is None else labels.plus(extra))
         self.fresh[key] = series
         return series
 

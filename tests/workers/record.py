@@ -43,10 +43,10 @@ async def exemplars(name: str, bad: bool) -> None:
         JOB_TIME.observe(0.5, {"worker": name})
         JOB_TIME.observe(2.0, {"worker": name})
         if bad:  # what no check lets through: too long to travel, no finite time, newest
-            huge = Exemplar(LabelSet((("worker", "x" * 100_000),)), 1.0, time.time() + 3600)
+            huge = Exemplar(LabelSet(("worker",), ("x" * 100_000,)), 1.0, time.time() + 3600)
             JOBS.labels(queue="q")._series.exemplar = huge
             JOB_TIME._series.exemplars[0] = huge
-            JOB_TIME._series.exemplars[1] = Exemplar(LabelSet((("worker", "nan"),)), 1.0, math.nan)
+            JOB_TIME._series.exemplars[1] = Exemplar(LabelSet(("worker",), ("nan",)), 1.0, math.nan)
         await get_backend().flush()
         print("recorded", flush=True)
         await anyio.to_thread.run_sync(sys.stdin.readline)

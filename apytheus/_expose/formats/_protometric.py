@@ -18,8 +18,6 @@ from ._protowire import INF_BOUND, NAN_SUM, UINT64_END, V1, field, pack_double, 
 from ._protowire import count as count_field
 from ._protowire import timestamp as timestamp_message
 
-LabelPairs = tuple[tuple[str, str], ...]
-
 # MetricType, by OpenMetrics type (any other is UNTYPED).
 TYPES: Final = {
     "counter": 0,
@@ -105,30 +103,33 @@ class Encoder:
         return found
 
     def series_labels(self, labels: LabelSet) -> bytes:
-        """A series' label pairs as Metric.label fields, kept on its `LabelSet` (underscores).
+        """A series' labels as Metric.label fields, kept on its `LabelSet` (underscores).
 
         Encoded once per series, like the text formats' label text: a scrape in
         protobuf then costs what one in text does (the other escapings, rare in
         protobuf, are encoded at every scrape).
         """
         if self.escaping != UNDERSCORES:
-            return self.labels(labels.pairs)
+            return self.labels(labels.names, labels.values)
         found = labels.encoded
         if found is None:
-            found = labels.encoded = self.labels(labels.pairs)
+            found = labels.encoded = self.labels(labels.names, labels.values)
         return found
 
-    def labels(self, pairs: LabelPairs) -> bytes:
-        """Label pairs as Metric.label (or Exemplar.label) fields.
+    def labels(self, names: Sequence[str], values: Sequence[str]) -> bytes:
+        """Labels (names and their values) as Metric.label (or Exemplar.label) fields.
 
         A LabelPair is its start (key, size, name, the value's key and size: the
         same for every value of one length) and the value's bytes. A name's
         pairs are kept by value, unless its values do not repeat.
         """
         out = b""
-        names = self.names
-        for name, value in pairs:
-            label = names.get(name) or self.label(name)
+        known = self.names
+        i = 0  # an index, not zip(): zip() costs more than the loop for one or two labels
+        for name in names:
+            value = values[i]
+            i += 1
+            label = known.get(name) or self.label(name)
             kept = label.values
             if kept is not None:
                 found = kept.get(value)
@@ -162,7 +163,7 @@ class Encoder:
 
     def exemplar(self, ex: Exemplar) -> bytes:
         """An Exemplar message."""
-        body = self.labels(ex.labels.pairs) + b"\x11" + pack_double(ex.value)
+        body = self.labels(ex.labels.names, ex.labels.values) + b"\x11" + pack_double(ex.value)
         ts = timestamp_message(ex.timestamp, self.seconds)
         if ts is not None:
             body += b"\x1a" + V1[len(ts)] + ts

@@ -43,7 +43,7 @@ def series_encoder(enc: pm.Encoder, family: Family, name: str) -> Callable[[Chun
     if kind == "info":
         return partial(_infos, enc)
     if kind == "stateset":
-        states = [enc.labels(((name, state),)) for state in family.states]
+        states = [enc.labels((name,), (state,)) for state in family.states]
         return partial(_statesets, enc, states)
     raise ValueError(f"a {kind} metric has no protobuf encoding")  # none is registered
 
@@ -145,20 +145,26 @@ def _summaries(enc: pm.Encoder, chunk: Chunk) -> list[bytes]:
     out: list[bytes] = []
     for s in chunk:
         counts, total = s.snapshot()
-        labels = enc.labels(s.labels.pairs)
+        labels = enc.labels(s.labels.names, s.labels.values)
         out.append(pm.summary(enc, labels, (), float(sum(counts)), total, s.created))
     return out
 
 
 def _infos(enc: pm.Encoder, chunk: Chunk) -> list[bytes]:
-    return [pm.gauge(enc.labels(s.labels.pairs + s.info), 1.0) for s in chunk]
+    out: list[bytes] = []
+    for s in chunk:
+        info = s.info  # (name, value) pairs, after the series' labels
+        labels = enc.labels(s.labels.names, s.labels.values)
+        labels += enc.labels([n for n, _ in info], [v for _, v in info])
+        out.append(pm.gauge(labels, 1.0))
+    return out
 
 
 def _statesets(enc: pm.Encoder, states: list[bytes], chunk: Chunk) -> list[bytes]:
     out: list[bytes] = []
     for s in chunk:
         current = s.value()
-        labels = enc.labels(s.labels.pairs)
+        labels = enc.labels(s.labels.names, s.labels.values)
         for i, state in enumerate(states):
             out.append(pm.gauge(labels + state, 1.0 if i == current else 0.0))
     return out

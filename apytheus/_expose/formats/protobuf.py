@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
 
+from ..._labels import LabelSet
 from ..._names import UNDERSCORES
 from ..._samples import Exemplar, MetricFamily
 from . import _protometric as pm
@@ -42,8 +43,8 @@ CONTENT_TYPE: Final = (
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
 )
 
-LabelPairs = pm.LabelPairs
-Row = list[Any]  # a series: its label pairs first, then what its samples said
+Key = tuple[tuple[str, ...], tuple[str, ...]]  # a series' label names and values
+Row = list[Any]  # a series: its `Key` first, then what its samples said
 Texts = list[str | None]  # each row's label text (None: irregular, see `_series`)
 
 
@@ -109,7 +110,7 @@ def metrics(
     if kind == "counter":
         rows = _series(fam, _counter_rows)
         return [
-            pm.counter(enc, enc.labels(r[0]), r[1], r[2], r[3]) for r in rows if r[1] is not None
+            pm.counter(enc, enc.labels(*r[0]), r[1], r[2], r[3]) for r in rows if r[1] is not None
         ]
     if kind == "histogram" or kind == "gaugehistogram":
         return [_histogram(enc, row) for row in _series(fam, _histogram_rows)]
@@ -119,19 +120,19 @@ def metrics(
 
 
 def _series(fam: MetricFamily, rows: Callable[[MetricFamily, Texts], Iterator[Row]]) -> list[Row]:
-    """A family's rows, one per series, merged by label pairs if they come apart.
+    """A family's rows, one per series, merged by labels if they come apart.
 
-    ``rows(fam, texts)`` yields a row each time the label pairs change, adding
+    ``rows(fam, texts)`` yields a row each time the labels change, adding
     each series' label text to ``texts`` (a custom collector's ``le`` or
     ``quantile`` among the labels adds a None). A series seen twice, or such a
-    label, makes the merging pass: rows of equal label pairs become one, in
+    label, makes the merging pass: rows of equal labels become one, in
     first-seen order, a list field extended and a field set by the last one.
     """
     texts: Texts = []
     found = list(rows(fam, texts))
     if None not in texts and len(set(texts)) == len(texts):
         return found
-    merged: dict[LabelPairs, Row] = {}
+    merged: dict[Key, Row] = {}
     for row in found:
         into = merged.setdefault(row[0], row)
         if into is row:
@@ -145,7 +146,7 @@ def _series(fam: MetricFamily, rows: Callable[[MetricFamily, Texts], Iterator[Ro
 
 
 def _counter_rows(fam: MetricFamily, texts: Texts) -> Iterator[Row]:
-    """Each series' [label pairs, value, exemplar, created], as its samples come."""
+    """Each series' [labels (`Key`), value, exemplar, created], as its samples come."""
     name = exposed_name(fam)
     created_name = fam.name + "_created"
     row: Row = [None]
@@ -153,10 +154,11 @@ def _counter_rows(fam: MetricFamily, texts: Texts) -> Iterator[Row]:
     for sname, labels, v, ex, _ in fam.samples:
         if labels is not current:
             current = labels
-            if labels.pairs != row[0]:
+            key = (labels.names, labels.values)
+            if key != row[0]:
                 if row[0] is not None:
                     yield row
-                row = [labels.pairs, None, None, None]
+                row = [key, None, None, None]
                 texts.append(labels.text)
         if sname == created_name or (sname != name and sname.endswith("_created")):
             row[3] = v
@@ -168,18 +170,20 @@ def _counter_rows(fam: MetricFamily, texts: Texts) -> Iterator[Row]:
         yield row
 
 
-def _split(pairs: LabelPairs, name: str) -> tuple[LabelPairs, tuple[str, str] | None]:
-    """Label pairs without the label ``name``, and that label (a custom collector's ``le``)."""
-    for i, pair in enumerate(pairs):
-        if pair[0] == name:
-            return pairs[:i] + pairs[i + 1 :], pair
-    return pairs, None
+def _split(labels: LabelSet, name: str) -> tuple[Key, tuple[str, str] | None]:
+    """Labels without the label ``name``, and that label (a custom collector's ``le``)."""
+    names, values = labels.names, labels.values
+    if name in names:
+        i = names.index(name)
+        key = (names[:i] + names[i + 1 :], values[:i] + values[i + 1 :])
+        return key, (name, values[i])
+    return (names, values), None
 
 
 def _parted_rows(
     fam: MetricFamily, texts: Texts, label: str, names: tuple[str, str, str, str]
 ) -> Iterator[Row]:
-    """Each series' [label pairs, [(``label`` value, value, exemplar)], count, sum, created].
+    """Each series' [labels (`Key`), [(``label`` value, value, exemplar)], count, sum, created].
 
     ``names``: the samples' names for the parts (buckets or quantiles), count,
     sum and created time. A part's ``label`` is its extra label, or (a custom
@@ -190,7 +194,7 @@ def _parted_rows(
     current: object = None
     for sname, labels, value, exemplar, extra in fam.samples:
         if extra is None and sname == part_name:  # the label among the labels
-            key, extra = _split(labels.pairs, label)
+            key, extra = _split(labels, label)
             if extra is None:
                 continue
             texts.append(None)
@@ -201,10 +205,11 @@ def _parted_rows(
                 row = [key, [], None, None, None]
         elif labels is not current:
             current = labels
-            if labels.pairs != row[0]:
+            key = (labels.names, labels.values)
+            if key != row[0]:
                 if row[0] is not None:
                     yield row
-                row = [labels.pairs, [], None, None, None]
+                row = [key, [], None, None, None]
                 texts.append(labels.text)
         if extra is not None:
             if sname == part_name and extra[0] == label:
@@ -249,13 +254,13 @@ def _histogram(enc: pm.Encoder, row: Row) -> bytes:
             inf = (value, exemplar)
         else:
             buckets.append(pm.bucket(enc, value, field, exemplar))
-    return pm.histogram(enc, enc.labels(key), buckets, inf, count, total, created)
+    return pm.histogram(enc, enc.labels(*key), buckets, inf, count, total, created)
 
 
 def _summary(enc: pm.Encoder, row: Row) -> bytes:
     key, parts, count, total, created = row
     quantiles = [(_number(q, "summary quantile"), value) for q, value, _ in parts]
-    return pm.summary(enc, enc.labels(key), quantiles, count, total, created)
+    return pm.summary(enc, enc.labels(*key), quantiles, count, total, created)
 
 
 def _simple(
@@ -267,11 +272,12 @@ def _simple(
     out: list[bytes] = []
     current: object = None
     labels = b""
-    for sname, pairs, value, _, extra in fam.samples:
-        if pairs is not current:
-            current = pairs
-            labels = enc.labels(pairs.pairs)
-        metric = pm.gauge(labels if extra is None else labels + enc.labels((extra,)), value, key)
+    for sname, label_set, value, _, extra in fam.samples:
+        if label_set is not current:
+            current = label_set
+            labels = enc.labels(label_set.names, label_set.values)
+        with_extra = labels if extra is None else labels + enc.labels((extra[0],), (extra[1],))
+        metric = pm.gauge(with_extra, value, key)
         if sname == name or others is None:
             out.append(metric)
         else:
