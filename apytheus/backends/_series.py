@@ -172,9 +172,10 @@ class InfoSeries(_Queued):
 def total(cells: list[float]) -> float:
     """The sum of a series' cells, read while other threads may write them.
 
-    ``sum`` over a list runs in C, where no other thread can run (and a
-    free-threaded build locks the list while it sums): no copy needed, the
-    cheap path at 100k series.
+    ``sum`` over a list runs in C: no copy needed, the cheap path at 100k
+    series. Another thread may add to its own cell meanwhile (without the
+    GIL, even during the sum); each cell only grows for a counter and the
+    cells are added in slot order, so a total never reads lower than before.
     """
     return float(sum(cells))
 
@@ -197,9 +198,9 @@ def grow(cells: list[float], slot: int, amount: float) -> None:
 
 
 def put(series: ScalarSeries, value: float) -> None:
-    """Store ``value`` as the only cell of a series that no thread records into (a read's)."""
-    cells = series.cells
-    if cells:
-        cells[BASE] = value
-    else:
-        cells.append(value)
+    """Store ``value`` as the only cell of a series that no thread records into (a read's).
+
+    One store of a new list: two reads that merge into the same series at once
+    (overlapping scrapes) each leave one cell, never two.
+    """
+    series.cells = [value]

@@ -21,6 +21,10 @@ is a read-modify-write that nobody else interleaves with, and takes no lock.
   survive the fork. The `_Slot` kept there then hands the number back. A
   thread's writes all come before that, so two live threads never share a
   slot.
+* **A record from a finalizer that runs as its thread ends** (a ``__del__`` of
+  another thread-local value) comes after that thread's local state is gone:
+  it takes a new slot, which is never handed back (CPython does not drop the
+  state made then). Totals stay exact; only such a thread's slot is lost.
 * **Totals never go back.** A slot's cell only grows for a counter, and a sum
   of growing terms in a fixed order (slot order) never reads lower, so a
   counter never seems to go back (Prometheus would take that for a reset).
