@@ -8,7 +8,7 @@ from typing import Any
 from .._labels import LabelSet
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts
-from ._series import BASE, HistogramSeries, InfoSeries, ScalarSeries, put
+from ._series import BASE, HistogramSeries, InfoSeries, put, read_series
 
 SEP_BYTES = SEP.encode()
 LIVE_MODES = frozenset({"livesum", "livemax", "livemin", "livemostrecent", "liveall"})
@@ -52,7 +52,7 @@ class Merge:
         if series is None and key not in self.known:
             labels = self._parse(field)
             if labels is not None:
-                series = ScalarSeries(labels if extra is None else labels.plus(extra))
+                series = read_series(labels if extra is None else labels.plus(extra))
         self.fresh[key] = series
         return series
 
@@ -90,7 +90,7 @@ class Merge:
                 if f in known:
                     continue  # its labels do not fit this metric
                 labels = self._parse(f)
-                series = known[f] = None if labels is None else ScalarSeries(labels)
+                series = known[f] = None if labels is None else read_series(labels)
                 if series is None:
                     continue
                 series.created = 0.0

@@ -197,10 +197,18 @@ def grow(cells: list[float], slot: int, amount: float) -> None:
         cells[slot] += amount
 
 
-def put(series: ScalarSeries, value: float) -> None:
-    """Store ``value`` as the only cell of a series that no thread records into (a read's).
+def read_series(labels: LabelSet) -> ScalarSeries:
+    """A series for what a read merged: its one cell made before anyone can see it."""
+    series = ScalarSeries(labels)
+    series.cells = [0.0]
+    return series
 
-    One store of a new list: two reads that merge into the same series at once
-    (overlapping scrapes) each leave one cell, never two.
+
+def put(series: ScalarSeries, value: float) -> None:
+    """Store ``value`` in a series made by `read_series` (one atomic store, in place).
+
+    In place: a new list per series and read would keep the garbage collector
+    busy promoting them (at 100k series, a full collection every scrape or two);
+    two reads storing at once (overlapping scrapes) leave one cell either way.
     """
-    series.cells = [value]
+    series.cells[BASE] = value
