@@ -9,12 +9,14 @@ path does.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from apytheus._labels import LabelSet
 from apytheus.backends import MetricSpec
 from apytheus.backends._buffer import DeltaBuffer
-from apytheus.backends._redis_layout import series_field
+from apytheus.backends._redis_layout import SEP, series_field
 from apytheus.backends._series import HistogramSeries, ScalarSeries
+from apytheus.backends._threads import BREATHE
 
 COUNTER = MetricSpec("jobs", "counter", ("queue",))
 GAUGE = MetricSpec("level", "gauge", ("room",))
@@ -250,3 +252,43 @@ def test_a_series_field_is_its_label_values_as_compact_json_whatever_they_hold()
         labels = LabelSet(tuple(f"l{i}" for i in range(len(values))), tuple(values))
         expected = json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
         assert series_field(labels) == expected
+
+
+def test_a_big_batch_lets_the_event_loop_in_as_it_is_built(monkeypatch: Any) -> None:
+    """A flush runs in a worker thread, which keeps the GIL for up to 5 ms at a time
+    unless it gives it up: building a batch of N series gives it up every BREATHE."""
+    from apytheus.backends import _buffer
+
+    calls: list[int] = []
+    monkeypatch.setattr(_buffer, "breathe", lambda: calls.append(1))
+    buffer = DeltaBuffer("w")
+    for i in range(2_000):
+        series = scalar(str(i))
+        buffer.track(COUNTER, series)
+        series.cells[:] = [1.0]
+    batch = buffer.take(1.0)
+    assert batch is not None and len(batch.ops[0].incr) == 2_000
+    assert len(calls) == 2_000 // BREATHE
+
+
+def test_a_big_read_lets_the_event_loop_in_as_it_is_merged(monkeypatch: Any) -> None:
+    """A read's merge runs in a worker thread too: counters and histograms alike."""
+    from apytheus.backends import _redis_merge
+
+    calls: list[int] = []
+    monkeypatch.setattr(_redis_merge, "breathe", lambda: calls.append(1))
+    n = 5_000
+    counters = {json.dumps([str(i)]).encode(): b"1" for i in range(n)}
+    found = _redis_merge.Merge(COUNTER, {}).merge(counters, None, set())
+    assert sum(s.value() for s in found if isinstance(s, ScalarSeries)) == n
+    assert len(calls) == n // (4 * BREATHE)
+    calls.clear()
+    spec = MetricSpec("latency", "histogram", ("queue",), bounds=(0.1, 1.0))
+    fields = {
+        f"{json.dumps([str(i)])}{SEP}{part}".encode(): b"1"
+        for i in range(n)
+        for part in ("0.1", "1.0", "+Inf", "sum")
+    }
+    histograms = _redis_merge.Merge(spec, {}).merge(fields, None, set())
+    assert len(histograms) == n
+    assert len(calls) == len(fields) // (4 * BREATHE)

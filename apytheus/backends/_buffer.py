@@ -31,6 +31,7 @@ from ._exemplars import KINDS, to_send
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts, native_part, series_field
 from ._series import HistogramSeries, InfoSeries, ScalarSeries, total
+from ._threads import BREATHE, breathe
 
 log = logging.getLogger("apytheus")
 
@@ -247,10 +248,12 @@ class DeltaBuffer:
                     continue
                 # Metrics of one name (two registries, say) share keys: one script call each.
                 ops = by_name.setdefault(spec.name, MetricOps(spec, self._stored.get(spec.name)))
-                for entry in todo:
+                for n, entry in enumerate(todo, 1):
+                    if not n % BREATHE:
+                        breathe()  # a flush runs in a worker thread: let the loop in
                     try:
                         self._add_ops(ops, spec, entry, commits, now)
-                    except Exception:  # noqa: PERF203 - a set_function that raises: skip it, send the rest
+                    except Exception:  # a set_function that raises: skip it, send the rest
                         log.exception(
                             "apytheus: cannot read series %s of %s", entry.series.labels, spec.name
                         )

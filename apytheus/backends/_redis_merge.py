@@ -9,6 +9,7 @@ from .._labels import LabelSet
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts
 from ._series import BASE, HistogramSeries, InfoSeries, put, read_series
+from ._threads import BREATHE, breathe
 
 SEP_BYTES = SEP.encode()
 LIVE_MODES = frozenset({"livesum", "livemax", "livemin", "livemostrecent", "liveall"})
@@ -84,7 +85,9 @@ class Merge:
         """
         known = self.known
         out: list[Series] = []
-        for f, v in values.items():
+        for n, (f, v) in enumerate(values.items(), 1):
+            if not n % (4 * BREATHE):
+                breathe()  # a read runs in a worker thread: let the loop in
             series: Any = known.get(f)  # a ScalarSeries, or None
             if series is None:
                 if f in known:
@@ -119,7 +122,9 @@ class Merge:
         flat: list[float] = []
         natives: dict[bytes, dict[int, float]] = {}  # a native histogram's buckets by field
         keys: dict[bytes, int | None] = {}  # a native bucket's key by its field part
-        for f, v in values.items():
+        for n, (f, v) in enumerate(values.items(), 1):
+            if not n % (4 * BREATHE):
+                breathe()
             field, _, part = f.rpartition(SEP_BYTES)
             i = index.get(part)
             if i is None:
