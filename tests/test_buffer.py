@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from apytheus._labels import LabelSet
-from apytheus.backends import MetricSpec
+from apytheus.backends import MetricSpec, _redis_merge, _threads
 from apytheus.backends._buffer import DeltaBuffer
 from apytheus.backends._redis_layout import SEP, series_field
 from apytheus.backends._series import HistogramSeries, ScalarSeries
@@ -256,11 +256,11 @@ def test_a_series_field_is_its_label_values_as_compact_json_whatever_they_hold()
 
 def test_a_big_batch_lets_the_event_loop_in_as_it_is_built(monkeypatch: Any) -> None:
     """A flush runs in a worker thread, which keeps the GIL for up to 5 ms at a time
-    unless it gives it up: building a batch of N series gives it up every BREATHE."""
-    from apytheus.backends import _buffer
-
+    unless it gives it up: building a batch of N series offers it every BREATHE
+    series (given up there once BREATHE_S of work went by: here, at once)."""
     calls: list[int] = []
-    monkeypatch.setattr(_buffer, "breathe", lambda: calls.append(1))
+    monkeypatch.setattr(_threads, "pause", lambda: calls.append(1))
+    monkeypatch.setattr(_threads, "BREATHE_S", 0.0)
     buffer = DeltaBuffer("w")
     for i in range(2_000):
         series = scalar(str(i))
@@ -273,15 +273,14 @@ def test_a_big_batch_lets_the_event_loop_in_as_it_is_built(monkeypatch: Any) -> 
 
 def test_a_big_read_lets_the_event_loop_in_as_it_is_merged(monkeypatch: Any) -> None:
     """A read's merge runs in a worker thread too: counters and histograms alike."""
-    from apytheus.backends import _redis_merge
-
     calls: list[int] = []
-    monkeypatch.setattr(_redis_merge, "breathe", lambda: calls.append(1))
+    monkeypatch.setattr(_threads, "pause", lambda: calls.append(1))
+    monkeypatch.setattr(_threads, "BREATHE_S", 0.0)
     n = 5_000
     counters = {json.dumps([str(i)]).encode(): b"1" for i in range(n)}
     found = _redis_merge.Merge(COUNTER, {}).merge(counters, None, set())
     assert sum(s.value() for s in found if isinstance(s, ScalarSeries)) == n
-    assert len(calls) == n // (4 * BREATHE)
+    assert len(calls) == n // BREATHE
     calls.clear()
     spec = MetricSpec("latency", "histogram", ("queue",), bounds=(0.1, 1.0))
     fields = {
@@ -291,4 +290,4 @@ def test_a_big_read_lets_the_event_loop_in_as_it_is_merged(monkeypatch: Any) -> 
     }
     histograms = _redis_merge.Merge(spec, {}).merge(fields, None, set())
     assert len(histograms) == n
-    assert len(calls) == len(fields) // (4 * BREATHE)
+    assert len(calls) == len(fields) // BREATHE

@@ -31,7 +31,7 @@ from ._exemplars import KINDS, to_send
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts, native_part, series_field
 from ._series import HistogramSeries, InfoSeries, ScalarSeries, total
-from ._threads import BREATHE, breathe
+from ._threads import BREATHE, Breather
 
 log = logging.getLogger("apytheus")
 
@@ -242,6 +242,7 @@ class DeltaBuffer:
             # held an entry would stay tracked, and a big batch would then push the
             # garbage collector into walking the whole heap.
             commits = _Commits([], [])
+            breathe = Breather()  # a flush runs in a worker thread: let the loop in
             for spec, tracked in list(self._tracked.items()):
                 todo = tracked.todo(self._whole)
                 if not todo:
@@ -250,7 +251,7 @@ class DeltaBuffer:
                 ops = by_name.setdefault(spec.name, MetricOps(spec, self._stored.get(spec.name)))
                 for n, entry in enumerate(todo, 1):
                     if not n % BREATHE:
-                        breathe()  # a flush runs in a worker thread: let the loop in
+                        breathe()
                     try:
                         self._add_ops(ops, spec, entry, commits, now)
                     except Exception:  # a set_function that raises: skip it, send the rest

@@ -9,7 +9,7 @@ from .._labels import LabelSet
 from ._protocol import MetricSpec, Series
 from ._redis_layout import SEP, bucket_parts
 from ._series import BASE, HistogramSeries, InfoSeries, put, read_series
-from ._threads import BREATHE, breathe
+from ._threads import BREATHE, Breather
 
 SEP_BYTES = SEP.encode()
 LIVE_MODES = frozenset({"livesum", "livemax", "livemin", "livemostrecent", "liveall"})
@@ -85,8 +85,9 @@ class Merge:
         """
         known = self.known
         out: list[Series] = []
+        breathe = Breather()
         for n, (f, v) in enumerate(values.items(), 1):
-            if not n % (4 * BREATHE):
+            if not n % BREATHE:
                 breathe()  # a read runs in a worker thread: let the loop in
             series: Any = known.get(f)  # a ScalarSeries, or None
             if series is None:
@@ -122,8 +123,9 @@ class Merge:
         flat: list[float] = []
         natives: dict[bytes, dict[int, float]] = {}  # a native histogram's buckets by field
         keys: dict[bytes, int | None] = {}  # a native bucket's key by its field part
+        breathe = Breather()
         for n, (f, v) in enumerate(values.items(), 1):
-            if not n % (4 * BREATHE):
+            if not n % BREATHE:
                 breathe()
             field, _, part = f.rpartition(SEP_BYTES)
             i = index.get(part)
