@@ -35,11 +35,14 @@ def build_family(
         created_name = name + "_created"
         for s in series:
             assert isinstance(s, ScalarSeries)
-            try:
-                value = s.value()
-            except Exception:  # a gauge's set_function failed: leave that series out
-                log.exception("apytheus: the function of %s{%s} failed", name, s.labels.text)
-                continue
+            if s.function is None:  # ScalarSeries.value, inlined: one call less per series
+                value = float(sum(s.cells))
+            else:
+                try:
+                    value = float(s.function())
+                except Exception:  # a gauge's set_function failed: leave that series out
+                    log.exception("apytheus: the function of %s{%s} failed", name, s.labels.text)
+                    continue
             add(Sample(total, s.labels, value, s.exemplar))
             if openmetrics and kind == "counter":
                 add(Sample(created_name, s.labels, s.created))

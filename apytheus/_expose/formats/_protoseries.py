@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from ..._names import UNDERSCORES
 from ..._native import Layout, split
 from ..._native import count as native_count
 from ..._record.family import Family
@@ -59,17 +60,24 @@ def _scalars(enc: pm.Encoder, name: str, counter: bool, chunk: Chunk) -> list[by
     """
     out: list[bytes] = []
     labels_of = enc.series_labels
+    kept = enc.escaping == UNDERSCORES  # a series' encoded labels are kept on its label set
     second = -1.0
     high = -1  # nanos >> 21: the last byte of Timestamp.nanos
     before = after = rest = b""  # the shared parts, around the value and first bytes
     extra = 0x80  # the Metric's size but its labels (0x80: made the general way)
     for s in chunk:
-        try:
-            value = s.value()
-        except Exception:  # a gauge's set_function failed: leave that series out
-            log.exception("apytheus: the function of %s{%s} failed", name, s.labels.text)
-            continue
-        labels = labels_of(s.labels)
+        # ScalarSeries.value and Encoder.series_labels, inlined: two calls less per series
+        if s.function is None:
+            value = float(sum(s.cells))
+        else:
+            try:
+                value = float(s.function())
+            except Exception:  # a gauge's set_function failed: leave that series out
+                log.exception("apytheus: the function of %s{%s} failed", name, s.labels.text)
+                continue
+        labels = s.labels.encoded if kept else None
+        if labels is None:
+            labels = labels_of(s.labels)
         if not counter:
             n = len(labels) + 11
             if n < 0x80:
