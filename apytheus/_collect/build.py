@@ -35,14 +35,10 @@ def build_family(
         created_name = name + "_created"
         for s in series:
             assert isinstance(s, ScalarSeries)
-            if s.function is None:  # ScalarSeries.value, inlined: one call less per series
-                value = float(sum(s.cells))
-            else:
-                try:
-                    value = float(s.function())
-                except Exception:  # a gauge's set_function failed: leave that series out
-                    log.exception("apytheus: the function of %s{%s} failed", name, s.labels.text)
-                    continue
+            # ScalarSeries.value, inlined: one call less per series
+            value = float(sum(s.cells)) if s.function is None else function_value(s, name)
+            if value is None:
+                continue  # its function failed: left out
             add(Sample(total, s.labels, value, s.exemplar))
             if openmetrics and kind == "counter":
                 add(Sample(created_name, s.labels, s.created))
@@ -79,3 +75,13 @@ def build_family(
                 # OpenMetrics: the state label is named after the exposed family
                 add(Sample(name, s.labels, 1.0 if i == current else 0.0, None, (name, state)))
     return MetricFamily(name, family.documentation, kind, samples, family.unit)
+
+
+def function_value(series: ScalarSeries, name: str) -> float | None:
+    """The value of a gauge whose value is a function, or None (logged) if the function fails."""
+    assert series.function is not None
+    try:
+        return float(series.function())
+    except Exception:  # a gauge's set_function failed: leave that series out
+        log.exception("apytheus: the function of %s{%s} failed", name, series.labels.text)
+        return None

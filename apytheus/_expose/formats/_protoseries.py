@@ -8,12 +8,12 @@ A gauge whose function fails is logged and left out, as there.
 
 from __future__ import annotations
 
-import logging
 import struct
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from ..._collect.build import function_value
 from ..._names import UNDERSCORES
 from ..._native import Layout, split
 from ..._native import count as native_count
@@ -21,8 +21,6 @@ from ..._record.family import Family
 from . import _protometric as pm
 from ._protonative import native_fields
 from ._protowire import V1, bound, field, varint
-
-log = logging.getLogger("apytheus")
 
 _gauge = struct.Struct("<3Bd").pack  # Metric.gauge: key, size, Gauge.value
 # A usual counter's Metric.counter (key, size), Counter.value, created_timestamp (key,
@@ -67,14 +65,9 @@ def _scalars(enc: pm.Encoder, name: str, counter: bool, chunk: Chunk) -> list[by
     extra = 0x80  # the Metric's size but its labels (0x80: made the general way)
     for s in chunk:
         # ScalarSeries.value and Encoder.series_labels, inlined: two calls less per series
-        if s.function is None:
-            value = float(sum(s.cells))
-        else:
-            try:
-                value = float(s.function())
-            except Exception:  # a gauge's set_function failed: leave that series out
-                log.exception("apytheus: the function of %s{%s} failed", name, s.labels.text)
-                continue
+        value = float(sum(s.cells)) if s.function is None else function_value(s, name)
+        if value is None:
+            continue  # its function failed: left out
         labels = s.labels.encoded if kept else None
         if labels is None:
             labels = labels_of(s.labels)
