@@ -291,3 +291,19 @@ def test_a_big_read_lets_the_event_loop_in_as_it_is_merged(monkeypatch: Any) -> 
     histograms = _redis_merge.Merge(spec, {}).merge(fields, None, set())
     assert len(histograms) == n
     assert len(calls) == len(fields) // BREATHE
+
+
+def test_a_read_updates_the_series_it_made_in_place() -> None:
+    """A second read stores into the cells the first read made: a new list per series
+    and read would be promoted by the garbage collector (at 100k series, a full
+    collection every scrape or two), and two overlapping reads still leave one cell."""
+    merge = _redis_merge.Merge(COUNTER, {})
+    first = merge.merge({b'["a"]': b"1", b'["b"]': b"2"}, None, set())
+    cells = [s.cells for s in first if isinstance(s, ScalarSeries)]
+    second = [
+        s
+        for s in merge.merge({b'["a"]': b"5", b'["b"]': b"7"}, None, set())
+        if isinstance(s, ScalarSeries)
+    ]
+    assert [s.cells for s in second] == [[5.0], [7.0]]
+    assert all(a is b.cells for a, b in zip(cells, second, strict=True))
